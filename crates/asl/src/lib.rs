@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod path;
+pub mod choice;
 
 pub use error::StatesError;
 pub mod executor;
