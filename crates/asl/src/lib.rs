@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod path;
+pub mod intrinsic;
 pub mod choice;
 
 pub use error::StatesError;
@@ -14,3 +15,6 @@ pub mod executor;
 pub mod history;
 pub mod task;
 pub mod validate;
+pub mod definition;
+pub mod mock;
+pub mod template;
