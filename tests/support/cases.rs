@@ -3,6 +3,7 @@
 use rotor_asl::definition::StateMachine;
 use rotor_asl::executor::{execute, Outcome, RunOptions};
 use rotor_asl::mock::MockTasks;
+use rotor_asl::task::TaskHandler;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,8 +62,16 @@ pub fn load_cases() -> Vec<Case> {
 /// Runs a case on rotor's executor with a fixed clock start and seed; its Tasks answer from
 /// the case's `mocks` (Step Functions Local's MockedResponses format, keyed by state name).
 pub fn run_on_rotor(case: &Case) -> Outcome {
-    let machine = StateMachine::from_value(&case.definition)
-        .unwrap_or_else(|d| panic!("{}: invalid definition: {d:?}", case.name));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(run_case(case))
+}
+
+/// [`run_on_rotor`] for callers already inside a runtime.
+pub async fn run_case(case: &Case) -> Outcome {
+    run_case_with(case, Arc::new(mock_handler(case))).await
+}
+
+fn mock_handler(case: &Case) -> MockTasks {
     let mocks = case.mocks.clone().unwrap_or_else(|| json!({}));
     let states: serde_json::Map<String, Value> =
         mocks.as_object().unwrap().keys().map(|k| (k.clone(), json!(k))).collect();
@@ -70,11 +79,16 @@ pub fn run_on_rotor(case: &Case) -> Outcome {
         "StateMachines": {"case": {"TestCases": {"default": states}}},
         "MockedResponses": mocks,
     });
-    let handler = MockTasks::from_config(&config, Some("case"), "default", None).unwrap();
-    let mut options = RunOptions::new(format!("case-{}", case.name), Arc::new(handler));
+    MockTasks::from_config(&config, Some("case"), "default", None).unwrap()
+}
+
+/// Runs a case with another task handler (same clock start and seed).
+pub async fn run_case_with(case: &Case, handler: Arc<dyn TaskHandler>) -> Outcome {
+    let machine = StateMachine::from_value(&case.definition)
+        .unwrap_or_else(|d| panic!("{}: invalid definition: {d:?}", case.name));
+    let mut options = RunOptions::new(format!("case-{}", case.name), handler);
     options.state_machine_name = case.name.clone();
     options.seed = Some(7);
     options.start_time = Some("2026-01-01T00:00:00Z".parse().unwrap());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(execute(&machine, case.input.clone(), options))
+    execute(&machine, case.input.clone(), options).await
 }

@@ -300,9 +300,10 @@ pub async fn run_on_moto(definition: &Value, input: &Value, name: &str) -> MotoO
             .map(str::to_owned)
     };
 
-    let output = described.output().map(|s| {
-        serde_json::from_str(s).unwrap_or_else(|e| panic!("execution output is not JSON ({e}): {s}"))
-    });
+    // moto 5.2.5 returns a string output unquoted (`beta`, not `"beta"`); AWS returns JSON text.
+    let output = described
+        .output()
+        .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned())));
 
     MotoOutcome {
         status: described.status().as_str().to_owned(),

@@ -8,7 +8,6 @@ use crate::definition::{Catcher, IoPath, Kind, ResultPath, Source, State, StateM
 use crate::error::{names, StatesError};
 use crate::history::{EventLog, HistoryEvent};
 use crate::task::{TaskHandler, TaskRequest};
-use crate::template::Field;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::future::{join_all, BoxFuture};
 use rand::{Rng, SeedableRng};
@@ -371,7 +370,7 @@ impl Run {
             Kind::Pass { result } => {
                 let result = match (result, &state.parameters) {
                     (Some(r), _) => r.clone(),
-                    (None, Some(p)) => self.render(p, &effective, ctx, Field::Parameters)?,
+                    (None, Some(p)) => self.render(p, &effective, ctx)?,
                     (None, None) => effective,
                 };
                 let out = apply_result_path(&state.result_path, raw, result)?;
@@ -450,9 +449,9 @@ impl Run {
         }
     }
 
-    fn render(&self, t: &crate::template::Template, data: &Value, ctx: &Value, field: Field) -> Result<Value, StatesError> {
+    fn render(&self, t: &crate::template::Template, data: &Value, ctx: &Value) -> Result<Value, StatesError> {
         let mut rng = self.rng.lock().unwrap();
-        t.render(data, ctx, &mut *rng, field)
+        t.render(data, ctx, &mut *rng)
     }
 
     /// Task, Parallel and Map: run, retry as the Retriers say, then catch or fail.
@@ -510,7 +509,7 @@ impl Run {
             Kind::Map { .. } => self.run_map(state, effective, line, ctx).await?,
             _ => {
                 let effective = match &state.parameters {
-                    Some(p) => self.render(p, &effective, ctx, Field::Parameters)?,
+                    Some(p) => self.render(p, &effective, ctx)?,
                     None => effective,
                 };
                 let text = effective.to_string();
@@ -525,7 +524,7 @@ impl Run {
             }
         };
         let result = match &state.result_selector {
-            Some(t) => self.render(t, &result, ctx, Field::ResultSelector)?,
+            Some(t) => self.render(t, &result, ctx)?,
             None => result,
         };
         let out = apply_result_path(&state.result_path, raw, result)?;
@@ -706,7 +705,7 @@ impl Run {
                 Some(t) => {
                     let mut item_ctx = ctx.clone();
                     item_ctx["Map"] = json!({"Item": {"Index": i, "Value": item}});
-                    self.render(t, &effective, &item_ctx, Field::ItemSelector)?
+                    self.render(t, &effective, &item_ctx)?
                 }
                 None => item,
             };

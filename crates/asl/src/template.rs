@@ -18,14 +18,6 @@ pub enum Template {
     Array(Vec<Template>),
 }
 
-/// Which field a template came from: AWS reports a failed path differently in each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Parameters,
-    ResultSelector,
-    ItemSelector,
-}
-
 impl Template {
     pub fn parse(value: &Value) -> Result<Template, String> {
         Ok(match value {
@@ -66,41 +58,33 @@ impl Template {
         })
     }
 
-    pub fn render(
-        &self,
-        data: &Value,
-        context: &Value,
-        rng: &mut dyn RngCore,
-        field: Field,
-    ) -> Result<Value, StatesError> {
+    /// Builds the payload. A `.$` path that selects nothing fails the state with
+    /// States.Runtime and AWS's cause text: AWS and Step Functions Local report it that way
+    /// (not as States.ParameterPathFailure), and moto agrees.
+    pub fn render(&self, data: &Value, context: &Value, rng: &mut dyn RngCore) -> Result<Value, StatesError> {
+        self.render_field(data, context, rng, "$")
+    }
+
+    fn render_field(&self, data: &Value, context: &Value, rng: &mut dyn RngCore, key: &str) -> Result<Value, StatesError> {
         Ok(match self {
             Template::Literal(v) => v.clone(),
             Template::Path(p) => p.select(data, context).ok_or_else(|| {
-                let cause = format!(
-                    "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
-                    p.text,
-                    "{field}.$",
-                    if p.text.starts_with("$$") { context } else { data }
-                );
-                match field {
-                    Field::Parameters | Field::ItemSelector => StatesError::parameter_path(cause),
-                    Field::ResultSelector => StatesError::runtime(cause),
-                }
+                let doc = if p.text.starts_with("$$") { context } else { data };
+                StatesError::runtime(format!(
+                    "The JSONPath '{}' specified for the field '{key}.$' could not be found in the input '{doc}'",
+                    p.text
+                ))
             })?,
             Template::Intrinsic(f) => f.eval(data, context, rng)?,
             Template::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (k, t) in fields {
-                    let v = t.render(data, context, rng, field).map_err(|mut e| {
-                        e.cause = e.cause.replace("'{field}.$'", &format!("'{k}.$'"));
-                        e
-                    })?;
-                    out.insert(k.clone(), v);
+                    out.insert(k.clone(), t.render_field(data, context, rng, k)?);
                 }
                 Value::Object(out)
             }
             Template::Array(items) => Value::Array(
-                items.iter().map(|t| t.render(data, context, rng, field)).collect::<Result<_, _>>()?,
+                items.iter().map(|t| t.render_field(data, context, rng, key)).collect::<Result<_, _>>()?,
             ),
         })
     }
