@@ -12,11 +12,20 @@ fn offsets(events: &[Value], types: &[&str]) -> Vec<f64> {
         .filter(|e| types.contains(&e["type"].as_str().unwrap_or_default()))
         .map(|e| e["timestamp"].as_str().unwrap().parse().unwrap())
         .collect();
-    times.iter().map(|t| (*t - times[0]).num_milliseconds() as f64 / 1000.0).collect()
+    times
+        .iter()
+        .map(|t| (*t - times[0]).num_milliseconds() as f64 / 1000.0)
+        .collect()
 }
 
 fn elapsed(events: &[Value]) -> f64 {
-    let t = |e: &Value| e["timestamp"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let t = |e: &Value| {
+        e["timestamp"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
     (t(events.last().unwrap()) - t(&events[0])).num_milliseconds() as f64 / 1000.0
 }
 
@@ -24,7 +33,12 @@ fn check(case: &Case) -> Result<(), String> {
     let outcome = run_on_rotor(case);
     let expect = &case.expect;
     let status = serde_json::to_value(outcome.status).unwrap();
-    let fail = |what: String| Err(format!("{}: {what}\noutcome: status={status} output={:?} error={:?} cause={:?}", case.name, outcome.output, outcome.error, outcome.cause));
+    let fail = |what: String| {
+        Err(format!(
+            "{}: {what}\noutcome: status={status} output={:?} error={:?} cause={:?}",
+            case.name, outcome.output, outcome.error, outcome.cause
+        ))
+    };
     if status != expect["status"] {
         return fail(format!("status {status}, expected {}", expect["status"]));
     }
@@ -58,14 +72,21 @@ fn check(case: &Case) -> Result<(), String> {
     if let Some(secs) = expect.get("elapsed_seconds").and_then(Value::as_f64) {
         let got = elapsed(&outcome.events);
         if (got - secs).abs() > 0.001 {
-            return fail(format!("elapsed {got} s on the virtual clock, expected {secs}"));
+            return fail(format!(
+                "elapsed {got} s on the virtual clock, expected {secs}"
+            ));
         }
     }
-    let scheduled = offsets(&outcome.events, &["TaskScheduled", "LambdaFunctionScheduled"]);
+    let scheduled = offsets(
+        &outcome.events,
+        &["TaskScheduled", "LambdaFunctionScheduled"],
+    );
     if let Some(want) = expect.get("scheduled_offsets").and_then(Value::as_array) {
         let want: Vec<f64> = want.iter().filter_map(Value::as_f64).collect();
         if scheduled != want {
-            return fail(format!("tasks scheduled at {scheduled:?} s, expected {want:?}"));
+            return fail(format!(
+                "tasks scheduled at {scheduled:?} s, expected {want:?}"
+            ));
         }
     }
     if let Some(bounds) = expect.get("retry_gaps_at_most").and_then(Value::as_array) {
@@ -85,7 +106,17 @@ fn check(case: &Case) -> Result<(), String> {
 #[test]
 fn every_case_behaves_as_aws_documents() {
     let cases = load_cases();
-    assert!(cases.len() >= 25, "the case table is incomplete: {} cases", cases.len());
+    assert!(
+        cases.len() >= 25,
+        "the case table is incomplete: {} cases",
+        cases.len()
+    );
     let failures: Vec<String> = cases.iter().filter_map(|c| check(c).err()).collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }

@@ -15,9 +15,9 @@ use rotor_asl::error::StatesError;
 use rotor_asl::executor::Outcome;
 use rotor_asl::task::{TaskHandler, TaskRequest, LAMBDA_INVOKE};
 use rotor_tests::cases::{load_cases, run_case, run_case_with, Case};
-use std::sync::Arc;
 use rotor_tests::moto::{enable_sfn_interpreter, run_on_moto, MotoOutcome};
 use serde_json::Value;
+use std::sync::Arc;
 
 fn compare(case: &Case, ours: &Outcome, moto: &MotoOutcome) -> Result<(), String> {
     let plan = case.moto.clone().unwrap_or(Value::Null);
@@ -28,19 +28,35 @@ fn compare(case: &Case, ours: &Outcome, moto: &MotoOutcome) -> Result<(), String
     );
     if let Some(expect) = plan.get("expect") {
         assert!(
-            plan.get("why").and_then(Value::as_str).is_some_and(|w| w.contains("docs.aws.amazon.com")),
+            plan.get("why")
+                .and_then(Value::as_str)
+                .is_some_and(|w| w.contains("docs.aws.amazon.com")),
             "{}: a known moto divergence must cite AWS documentation in \"why\"",
             case.name
         );
-        let matches = expect.get("status").is_none_or(|s| s == moto.status.as_str())
-            && expect.get("error").is_none_or(|e| e.as_str() == moto.error.as_deref())
-            && expect.get("output").is_none_or(|o| Some(o) == moto.output.as_ref());
-        return if matches { Ok(()) } else { Err(format!("moto no longer diverges as recorded; {describe}")) };
+        let matches = expect
+            .get("status")
+            .is_none_or(|s| s == moto.status.as_str())
+            && expect
+                .get("error")
+                .is_none_or(|e| e.as_str() == moto.error.as_deref())
+            && expect
+                .get("output")
+                .is_none_or(|o| Some(o) == moto.output.as_ref());
+        return if matches {
+            Ok(())
+        } else {
+            Err(format!("moto no longer diverges as recorded; {describe}"))
+        };
     }
     let fields: Vec<String> = plan
         .get("compare")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_else(|| {
             let mut all = vec!["status".to_string(), "output".into(), "error".into()];
             if case.mocks.is_some() {
@@ -54,9 +70,14 @@ fn compare(case: &Case, ours: &Outcome, moto: &MotoOutcome) -> Result<(), String
             "output" => without_causes(&ours.output) == without_causes(&moto.output),
             "task_attempts" => task_attempts(&ours.events) == task_attempts(&moto.history),
             "error" => ours.error == moto.error,
-            "output_fields" => case.expect["output_fields"].as_object().unwrap().keys().all(|k| {
-                ours.output.as_ref().and_then(|o| o.get(k)) == moto.output.as_ref().and_then(|o| o.get(k))
-            }),
+            "output_fields" => case.expect["output_fields"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| {
+                    ours.output.as_ref().and_then(|o| o.get(k))
+                        == moto.output.as_ref().and_then(|o| o.get(k))
+                }),
             other => panic!("{}: unknown comparison {other:?}", case.name),
         };
         if !same {
@@ -73,10 +94,19 @@ struct FailLikeMoto;
 impl TaskHandler for FailLikeMoto {
     async fn call(&self, request: TaskRequest) -> Result<Value, StatesError> {
         if request.resource == LAMBDA_INVOKE {
-            let function = request.parameters["FunctionName"].as_str().unwrap_or_default().to_string();
-            Err(StatesError::new("Lambda.ResourceNotFoundException", format!("Function not found: {function}")))
+            let function = request.parameters["FunctionName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            Err(StatesError::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {function}"),
+            ))
         } else {
-            Err(StatesError::new("Exception", format!("Function not found: {}", request.resource)))
+            Err(StatesError::new(
+                "Exception",
+                format!("Function not found: {}", request.resource),
+            ))
         }
     }
 }
@@ -86,7 +116,9 @@ fn without_causes(v: &Option<Value>) -> Option<Value> {
     fn strip(v: &Value) -> Value {
         match v {
             Value::Object(m) => Value::Object(
-                m.iter().map(|(k, v)| (k.clone(), if k == "Cause" { Value::Null } else { strip(v) })).collect(),
+                m.iter()
+                    .map(|(k, v)| (k.clone(), if k == "Cause" { Value::Null } else { strip(v) }))
+                    .collect(),
             ),
             Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
             other => other.clone(),
@@ -98,7 +130,12 @@ fn without_causes(v: &Option<Value>) -> Option<Value> {
 fn task_attempts(events: &[Value]) -> usize {
     events
         .iter()
-        .filter(|e| matches!(e["type"].as_str(), Some("TaskScheduled" | "LambdaFunctionScheduled")))
+        .filter(|e| {
+            matches!(
+                e["type"].as_str(),
+                Some("TaskScheduled" | "LambdaFunctionScheduled")
+            )
+        })
         .count()
 }
 
@@ -109,14 +146,27 @@ async fn rotor_and_moto_agree_on_every_case() {
     let runnable: Vec<&Case> = cases
         .iter()
         .filter(|c| {
-            let skip = c.moto.as_ref().and_then(|m| m.get("skip")).and_then(Value::as_str);
+            let skip = c
+                .moto
+                .as_ref()
+                .and_then(|m| m.get("skip"))
+                .and_then(Value::as_str);
             if let Some(reason) = skip {
-                assert!(reason.contains("docs.aws.amazon.com") || reason.contains("moto"), "{}: say why", c.name);
+                assert!(
+                    reason.contains("docs.aws.amazon.com") || reason.contains("moto"),
+                    "{}: say why",
+                    c.name
+                );
             }
             skip.is_none()
         })
         .collect();
-    assert!(runnable.len() * 4 >= cases.len() * 3, "most cases must run on moto: {} of {}", runnable.len(), cases.len());
+    assert!(
+        runnable.len() * 4 >= cases.len() * 3,
+        "most cases must run on moto: {} of {}",
+        runnable.len(),
+        cases.len()
+    );
     // Moto really sleeps for Waits and retries: run the cases side by side.
     let runs = runnable.iter().map(|c| async move {
         let outcome = run_on_moto(&c.definition, &c.input, &c.name).await;
@@ -131,5 +181,11 @@ async fn rotor_and_moto_agree_on_every_case() {
         .iter()
         .filter_map(|(case, ours, moto)| compare(case, ours, moto).err())
         .collect();
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), results.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n\n")
+    );
 }

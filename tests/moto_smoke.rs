@@ -59,7 +59,10 @@ fn assert_failed(o: &MotoOutcome, error: &str, cause: &str) {
     assert_eq!(o.output, None);
     let last = o.history.last().expect("history");
     assert_eq!(last["type"], "ExecutionFailed");
-    assert_eq!(last["executionFailedEventDetails"], json!({"error": error, "cause": cause}));
+    assert_eq!(
+        last["executionFailedEventDetails"],
+        json!({"error": error, "cause": cause})
+    );
 }
 
 #[tokio::test]
@@ -96,7 +99,11 @@ async fn pass_choice_succeed() {
         ]
     );
     // Events carry AWS's wire shape.
-    let ids: Vec<u64> = o.history.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = o
+        .history
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, (1..=8).collect::<Vec<_>>());
     assert_eq!(o.history[2]["stateExitedEventDetails"]["name"], "P");
     assert_eq!(
@@ -113,12 +120,16 @@ async fn fail_state_reports_error_and_cause() {
     });
     let o = run_on_moto(&definition, &json!({}), "smoke-fail").await;
     assert_failed(&o, "MyError", "my cause");
-    assert_eq!(o.event_types(), ["ExecutionStarted", "FailStateEntered", "ExecutionFailed"]);
+    assert_eq!(
+        o.event_types(),
+        ["ExecutionStarted", "FailStateEntered", "ExecutionFailed"]
+    );
 }
 
 #[tokio::test]
 async fn lambda_arn_task_fails_with_plain_exception() {
-    let definition = json!({"StartAt": "T", "States": {"T": with(lambda_arn_task(), json!({"End": true}))}});
+    let definition =
+        json!({"StartAt": "T", "States": {"T": with(lambda_arn_task(), json!({"End": true}))}});
     let o = run_on_moto(&definition, &json!({"k": 1}), "smoke-lambda-arn").await;
 
     assert_failed(&o, "Exception", NOT_FOUND);
@@ -141,7 +152,8 @@ async fn lambda_arn_task_fails_with_plain_exception() {
 
 #[tokio::test]
 async fn lambda_invoke_task_fails_with_resource_not_found() {
-    let definition = json!({"StartAt": "T", "States": {"T": with(lambda_invoke_task(), json!({"End": true}))}});
+    let definition =
+        json!({"StartAt": "T", "States": {"T": with(lambda_invoke_task(), json!({"End": true}))}});
     let o = run_on_moto(&definition, &json!({"k": 1}), "smoke-lambda-invoke").await;
 
     assert_eq!(o.status, "FAILED", "{o:#?}");
@@ -188,7 +200,10 @@ async fn choice_without_match_is_states_runtime_not_no_choice_matched() {
         "States.Runtime",
         "RuntimeError(('No branching option reached in state %s', 'C'))",
     );
-    assert_eq!(o.event_types(), ["ExecutionStarted", "ChoiceStateEntered", "ExecutionFailed"]);
+    assert_eq!(
+        o.event_types(),
+        ["ExecutionStarted", "ChoiceStateEntered", "ExecutionFailed"]
+    );
 }
 
 /// Retry States.ALL (MaxAttempts 2, IntervalSeconds 1, default BackoffRate 2)
@@ -203,7 +218,8 @@ async fn retry_then_catch_on_lambda_failure_really_sleeps() {
             "End": true
         }),
     );
-    let definition = json!({"StartAt": "T", "States": {"T": task, "H": {"Type": "Pass", "End": true}}});
+    let definition =
+        json!({"StartAt": "T", "States": {"T": task, "H": {"Type": "Pass", "End": true}}});
     let o = run_on_moto(&definition, &json!({"k": 1}), "smoke-retry-catch").await;
 
     assert_eq!(o.status, "SUCCEEDED", "{o:#?}");
@@ -213,7 +229,12 @@ async fn retry_then_catch_on_lambda_failure_really_sleeps() {
     );
     let scheduled = timestamps(&o, "LambdaFunctionScheduled");
     let failed = timestamps(&o, "LambdaFunctionFailed");
-    assert_eq!((scheduled.len(), failed.len()), (3, 3), "{:?}", o.event_types());
+    assert_eq!(
+        (scheduled.len(), failed.len()),
+        (3, 3),
+        "{:?}",
+        o.event_types()
+    );
     // Wall-clock sleeps between a failure and the next attempt: 1 s, then 2 s.
     let gap1 = scheduled[1] - failed[0];
     let gap2 = scheduled[2] - failed[1];
@@ -223,7 +244,12 @@ async fn retry_then_catch_on_lambda_failure_really_sleeps() {
     assert!(o.elapsed < Duration::from_secs(20), "{:?}", o.elapsed);
     assert_eq!(
         o.event_types()[11..],
-        ["TaskStateExited", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+        [
+            "TaskStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
     );
 }
 
@@ -239,7 +265,8 @@ async fn retry_and_catch_match_exact_names_and_task_failed() {
             "End": true
         }),
     );
-    let definition = json!({"StartAt": "T", "States": {"T": task, "H": {"Type": "Pass", "End": true}}});
+    let definition =
+        json!({"StartAt": "T", "States": {"T": task, "H": {"Type": "Pass", "End": true}}});
     let o = run_on_moto(&definition, &json!({"k": 1}), "smoke-retry-name").await;
     assert_eq!(o.status, "SUCCEEDED", "{o:#?}");
     assert_eq!(o.events_of("TaskFailed").len(), 2);
@@ -252,11 +279,15 @@ async fn retry_and_catch_match_exact_names_and_task_failed() {
         lambda_arn_task(),
         json!({"Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "H"}], "End": true}),
     );
-    let definition = json!({"StartAt": "T", "States": {"T": task, "H": {"Type": "Pass", "End": true}}});
+    let definition =
+        json!({"StartAt": "T", "States": {"T": task, "H": {"Type": "Pass", "End": true}}});
     let o = run_on_moto(&definition, &json!({"k": 1}), "smoke-catch-taskfailed").await;
     assert_eq!(o.status, "SUCCEEDED", "{o:#?}");
     // Catch without ResultPath: the error object replaces the input.
-    assert_eq!(o.output, Some(json!({"Error": "Exception", "Cause": NOT_FOUND})));
+    assert_eq!(
+        o.output,
+        Some(json!({"Error": "Exception", "Cause": NOT_FOUND}))
+    );
 }
 
 #[tokio::test]
@@ -277,7 +308,8 @@ async fn wait_state_really_sleeps() {
 #[tokio::test]
 async fn launcher_adds_operations_terraform_needs() {
     let client = sfn_client().await;
-    let definition = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}).to_string();
+    let definition =
+        json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}).to_string();
 
     let v = client
         .validate_state_machine_definition()

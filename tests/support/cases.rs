@@ -25,7 +25,10 @@ pub fn cases_dir() -> PathBuf {
 /// `"GENERATED:N"` in an input stands for a string of N bytes (keeps big payloads out of git).
 fn expand(v: Value) -> Value {
     match v {
-        Value::String(s) => match s.strip_prefix("GENERATED:").and_then(|n| n.parse::<usize>().ok()) {
+        Value::String(s) => match s
+            .strip_prefix("GENERATED:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => Value::String("x".repeat(n)),
             None => Value::String(s),
         },
@@ -62,7 +65,10 @@ pub fn load_cases() -> Vec<Case> {
 /// Runs a case on rotor's executor with a fixed clock start and seed; its Tasks answer from
 /// the case's `mocks` (Step Functions Local's MockedResponses format, keyed by state name).
 pub fn run_on_rotor(case: &Case) -> Outcome {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run_case(case))
 }
 
@@ -73,8 +79,12 @@ pub async fn run_case(case: &Case) -> Outcome {
 
 fn mock_handler(case: &Case) -> MockTasks {
     let mocks = case.mocks.clone().unwrap_or_else(|| json!({}));
-    let states: serde_json::Map<String, Value> =
-        mocks.as_object().unwrap().keys().map(|k| (k.clone(), json!(k))).collect();
+    let states: serde_json::Map<String, Value> = mocks
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| (k.clone(), json!(k)))
+        .collect();
     let config = json!({
         "StateMachines": {"case": {"TestCases": {"default": states}}},
         "MockedResponses": mocks,

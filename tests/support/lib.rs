@@ -1,4 +1,4 @@
 //! Shared helpers for acceptance tests.
 
-pub mod moto;
 pub mod cases;
+pub mod moto;

@@ -91,9 +91,12 @@ pub fn moto_api_post(path: &str, body: &str) -> String {
     let authority = base
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("{ENDPOINT_VAR}={base} must start with http://"));
-    let mut stream = TcpStream::connect(authority)
-        .unwrap_or_else(|e| panic!("cannot connect to moto at {base}: {e} (is scripts/test's moto still running?)"));
-    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("set_read_timeout");
+    let mut stream = TcpStream::connect(authority).unwrap_or_else(|e| {
+        panic!("cannot connect to moto at {base}: {e} (is scripts/test's moto still running?)")
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set_read_timeout");
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -155,7 +158,13 @@ pub async fn sfn_client() -> aws_sdk_sfn::Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "rotor-tests"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "rotor-tests",
+        ))
         .load()
         .await;
     aws_sdk_sfn::Client::new(&config)
@@ -217,7 +226,13 @@ pub fn unique_name(prefix: &str) -> String {
     );
     let clean: String = prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(80 - suffix.len())
         .collect();
     clean + &suffix
@@ -271,7 +286,11 @@ pub async fn run_on_moto(definition: &Value, input: &Value, name: &str) -> MotoO
             break d;
         }
         if started.elapsed() > EXECUTION_TIMEOUT {
-            let _ = client.stop_execution().execution_arn(&execution_arn).send().await;
+            let _ = client
+                .stop_execution()
+                .execution_arn(&execution_arn)
+                .send()
+                .await;
             panic!(
                 "execution {execution_arn} still RUNNING after {EXECUTION_TIMEOUT:?} \
                  (moto log: target/moto.log)"
@@ -287,9 +306,13 @@ pub async fn run_on_moto(definition: &Value, input: &Value, name: &str) -> MotoO
         .iter()
         .rev()
         .find_map(|e| {
-            ["executionFailedEventDetails", "executionAbortedEventDetails", "executionTimedOutEventDetails"]
-                .iter()
-                .find_map(|k| e.get(*k))
+            [
+                "executionFailedEventDetails",
+                "executionAbortedEventDetails",
+                "executionTimedOutEventDetails",
+            ]
+            .iter()
+            .find_map(|k| e.get(*k))
         })
         .cloned();
     let from_event = |field: &str| {
@@ -308,8 +331,14 @@ pub async fn run_on_moto(definition: &Value, input: &Value, name: &str) -> MotoO
     MotoOutcome {
         status: described.status().as_str().to_owned(),
         output,
-        error: described.error().map(str::to_owned).or_else(|| from_event("error")),
-        cause: described.cause().map(str::to_owned).or_else(|| from_event("cause")),
+        error: described
+            .error()
+            .map(str::to_owned)
+            .or_else(|| from_event("error")),
+        cause: described
+            .cause()
+            .map(str::to_owned)
+            .or_else(|| from_event("cause")),
         history,
         execution_arn,
         elapsed,
@@ -336,9 +365,14 @@ pub async fn execution_history(client: &aws_sdk_sfn::Client, execution_arn: &str
             .send()
             .await
             .unwrap_or_else(|e| panic!("GetExecutionHistory {execution_arn}: {e:?}"));
-        let body = capture.take().expect("GetExecutionHistory response body was not captured");
+        let body = capture
+            .take()
+            .expect("GetExecutionHistory response body was not captured");
         let json: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
-            panic!("GetExecutionHistory body is not JSON ({e}): {}", String::from_utf8_lossy(&body))
+            panic!(
+                "GetExecutionHistory body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
         });
         match json.get("events") {
             Some(Value::Array(page_events)) => {

@@ -31,14 +31,21 @@ pub enum RuleKind {
     Or(Vec<ChoiceRule>),
     Not(Box<ChoiceRule>),
     /// `Variable` plus one operator.
-    Test { variable: Path, test: Test },
+    Test {
+        variable: Path,
+        test: Test,
+    },
 }
 
 /// What a comparison rule checks about the value its `Variable` selects.
 #[derive(Debug, Clone)]
 pub enum Test {
     /// StringX / NumericX / BooleanEquals / TimestampX and their `...Path` twins.
-    Compare { ty: ValueType, cmp: Cmp, operand: Operand },
+    Compare {
+        ty: ValueType,
+        cmp: Cmp,
+        operand: Operand,
+    },
     /// StringMatches (there is no `StringMatchesPath` in ASL).
     Matches(Pattern),
     /// IsPresent: whether the Variable selects anything.
@@ -114,15 +121,18 @@ pub struct Branch {
 impl Branch {
     /// Parses one element of a Choice state's `Choices`: a rule that must carry a string `Next`.
     pub fn parse(rule: &Value) -> Result<Branch, String> {
-        let obj = rule.as_object().ok_or_else(|| {
-            format!("a Choice rule must be an object, got {}", kind_name(rule))
-        })?;
+        let obj = rule
+            .as_object()
+            .ok_or_else(|| format!("a Choice rule must be an object, got {}", kind_name(rule)))?;
         let next = match obj.get("Next") {
             None => return Err("a top-level Choice rule needs a \"Next\" field".to_string()),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::String(_)) => return Err("\"Next\" must not be empty".to_string()),
             Some(other) => {
-                return Err(format!("\"Next\" must be a string, got {}", kind_name(other)))
+                return Err(format!(
+                    "\"Next\" must be a string, got {}",
+                    kind_name(other)
+                ))
             }
         };
         let rule = parse_rule(obj, true)?;
@@ -135,9 +145,9 @@ impl ChoiceRule {
     /// A `Next` is tolerated on the rule itself (it is the top level) but not on nested rules;
     /// use [`Branch::parse`] to require it.
     pub fn parse(rule: &Value) -> Result<ChoiceRule, String> {
-        let obj = rule.as_object().ok_or_else(|| {
-            format!("a Choice rule must be an object, got {}", kind_name(rule))
-        })?;
+        let obj = rule
+            .as_object()
+            .ok_or_else(|| format!("a Choice rule must be an object, got {}", kind_name(rule)))?;
         parse_rule(obj, true)
     }
 
@@ -177,14 +187,18 @@ impl ChoiceRule {
                         let right = match operand {
                             Operand::Literal(lit) => lit.clone(),
                             Operand::Path(path) => {
-                                let v = path.select(data, context).ok_or_else(|| invalid_path(path))?;
+                                let v = path
+                                    .select(data, context)
+                                    .ok_or_else(|| invalid_path(path))?;
                                 match typed(*ty, &v) {
                                     Some(t) => t,
                                     None => return Ok(false),
                                 }
                             }
                         };
-                        let Some(left) = typed(*ty, &value) else { return Ok(false) };
+                        let Some(left) = typed(*ty, &value) else {
+                            return Ok(false);
+                        };
                         Ok(compare(&left, &right).is_some_and(|o| cmp.holds(o)))
                     }
                 }
@@ -277,7 +291,10 @@ impl Pattern {
                 c => tokens.push(Token::Char(c)),
             }
         }
-        Pattern { text: text.to_string(), tokens }
+        Pattern {
+            text: text.to_string(),
+            tokens,
+        }
     }
 
     /// Whether the whole of `s` matches the pattern.
@@ -375,10 +392,18 @@ fn parse_rule(obj: &Map<String, Value>, top_level: bool) -> Result<ChoiceRule, S
         match key.as_str() {
             "Variable" => {}
             "Next" if top_level => {}
-            "Next" => return Err("\"Next\" is only allowed on top-level Choice rules, not inside And/Or/Not".to_string()),
+            "Next" => {
+                return Err(
+                    "\"Next\" is only allowed on top-level Choice rules, not inside And/Or/Not"
+                        .to_string(),
+                )
+            }
             "Comment" => {
                 if !value.is_string() {
-                    return Err(format!("\"Comment\" must be a string, got {}", kind_name(value)));
+                    return Err(format!(
+                        "\"Comment\" must be a string, got {}",
+                        kind_name(value)
+                    ));
                 }
             }
             k if COMBINATORS.contains(&k) || operator(k).is_some() => ops.push(k),
@@ -388,14 +413,19 @@ fn parse_rule(obj: &Map<String, Value>, top_level: bool) -> Result<ChoiceRule, S
     let op = match ops.as_slice() {
         [] => {
             return Err(
-                "a Choice rule needs one comparison operator (with \"Variable\") or And/Or/Not".to_string()
+                "a Choice rule needs one comparison operator (with \"Variable\") or And/Or/Not"
+                    .to_string(),
             )
         }
         [one] => *one,
         several => {
             return Err(format!(
                 "a Choice rule must have exactly one operator, found {}",
-                several.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         }
     };
@@ -407,12 +437,20 @@ fn parse_rule(obj: &Map<String, Value>, top_level: bool) -> Result<ChoiceRule, S
         }
         let kind = if op == "Not" {
             let inner = operand.as_object().ok_or_else(|| {
-                format!("\"Not\" must be a Choice rule object, got {}", kind_name(operand))
+                format!(
+                    "\"Not\" must be a Choice rule object, got {}",
+                    kind_name(operand)
+                )
             })?;
-            RuleKind::Not(Box::new(parse_rule(inner, false).map_err(|e| format!("Not: {e}"))?))
+            RuleKind::Not(Box::new(
+                parse_rule(inner, false).map_err(|e| format!("Not: {e}"))?,
+            ))
         } else {
             let items = operand.as_array().ok_or_else(|| {
-                format!("{op:?} must be an array of Choice rules, got {}", kind_name(operand))
+                format!(
+                    "{op:?} must be an array of Choice rules, got {}",
+                    kind_name(operand)
+                )
             })?;
             if items.is_empty() {
                 return Err(format!("{op:?} must not be empty"));
@@ -422,7 +460,10 @@ fn parse_rule(obj: &Map<String, Value>, top_level: bool) -> Result<ChoiceRule, S
                 .enumerate()
                 .map(|(i, item)| {
                     let inner = item.as_object().ok_or_else(|| {
-                        format!("{op}[{i}]: a Choice rule must be an object, got {}", kind_name(item))
+                        format!(
+                            "{op}[{i}]: a Choice rule must be an object, got {}",
+                            kind_name(item)
+                        )
                     })?;
                     parse_rule(inner, false).map_err(|e| format!("{op}[{i}]: {e}"))
                 })
@@ -440,7 +481,10 @@ fn parse_rule(obj: &Map<String, Value>, top_level: bool) -> Result<ChoiceRule, S
         None => return Err(format!("{op:?} needs a \"Variable\" field")),
         Some(Value::String(text)) => parse_path("Variable", text)?,
         Some(other) => {
-            return Err(format!("\"Variable\" must be a string path, got {}", kind_name(other)))
+            return Err(format!(
+                "\"Variable\" must be a string path, got {}",
+                kind_name(other)
+            ))
         }
     };
     let test = match operator(op).expect("checked above") {
@@ -451,14 +495,27 @@ fn parse_rule(obj: &Map<String, Value>, top_level: bool) -> Result<ChoiceRule, S
             other => return Err(format!("{op:?} must be a string, got {}", kind_name(other))),
         },
         OpSpec::Compare(ty, cmp, true) => match operand {
-            Value::String(text) => Test::Compare { ty, cmp, operand: Operand::Path(parse_path(op, text)?) },
-            other => return Err(format!("{op:?} must be a string path, got {}", kind_name(other))),
+            Value::String(text) => Test::Compare {
+                ty,
+                cmp,
+                operand: Operand::Path(parse_path(op, text)?),
+            },
+            other => {
+                return Err(format!(
+                    "{op:?} must be a string path, got {}",
+                    kind_name(other)
+                ))
+            }
         },
-        OpSpec::Compare(ty, cmp, false) => {
-            Test::Compare { ty, cmp, operand: Operand::Literal(literal(op, ty, operand)?) }
-        }
+        OpSpec::Compare(ty, cmp, false) => Test::Compare {
+            ty,
+            cmp,
+            operand: Operand::Literal(literal(op, ty, operand)?),
+        },
     };
-    Ok(ChoiceRule { kind: RuleKind::Test { variable, test } })
+    Ok(ChoiceRule {
+        kind: RuleKind::Test { variable, test },
+    })
 }
 
 fn parse_path(field: &str, text: &str) -> Result<Path, String> {
@@ -466,7 +523,8 @@ fn parse_path(field: &str, text: &str) -> Result<Path, String> {
 }
 
 fn expect_bool(op: &str, v: &Value) -> Result<bool, String> {
-    v.as_bool().ok_or_else(|| format!("{op:?} must be a boolean, got {}", kind_name(v)))
+    v.as_bool()
+        .ok_or_else(|| format!("{op:?} must be a boolean, got {}", kind_name(v)))
 }
 
 fn literal(op: &str, ty: ValueType, v: &Value) -> Result<Typed, String> {
@@ -548,26 +606,46 @@ mod tests {
     fn string_order_is_utf16() {
         // U+FF61 is one UTF-16 unit 0xFF61; U+1F600 is the surrogate pair 0xD83D 0xDE00.
         // Java orders the emoji first; byte/code-point order would put it last.
-        both("StringLessThan", json!("\u{1F600}"), json!("\u{FF61}"), true);
+        both(
+            "StringLessThan",
+            json!("\u{1F600}"),
+            json!("\u{FF61}"),
+            true,
+        );
     }
 
     #[test]
     fn string_operators_on_other_types_are_false() {
-        for v in [json!(1), json!(true), json!(null), json!(["a"]), json!({"a": "a"})] {
+        for v in [
+            json!(1),
+            json!(true),
+            json!(null),
+            json!(["a"]),
+            json!({"a": "a"}),
+        ] {
             both("StringEquals", v.clone(), json!("a"), false);
             both("StringLessThan", v.clone(), json!("zzz"), false);
             both("StringGreaterThanEquals", v.clone(), json!(""), false);
-            assert!(!eval(json!({"Variable": "$.v", "StringMatches": "*"}), json!({"v": v})));
+            assert!(!eval(
+                json!({"Variable": "$.v", "StringMatches": "*"}),
+                json!({"v": v})
+            ));
         }
         // A ...Path operand of the wrong type is false too.
         let data = json!({"v": "1", "o": 1});
-        assert!(!eval(json!({"Variable": "$.v", "StringEqualsPath": "$.o"}), data));
+        assert!(!eval(
+            json!({"Variable": "$.v", "StringEqualsPath": "$.o"}),
+            data
+        ));
     }
 
     #[test]
     fn string_matches() {
         let m = |pattern: &str, s: &str| {
-            eval(json!({"Variable": "$.v", "StringMatches": pattern}), json!({"v": s}))
+            eval(
+                json!({"Variable": "$.v", "StringMatches": pattern}),
+                json!({"v": s}),
+            )
         };
         assert!(m("log-*.txt", "log-2024.txt"));
         assert!(m("log-*.txt", "log-.txt"));
@@ -638,13 +716,22 @@ mod tests {
 
     #[test]
     fn numeric_operators_on_other_types_are_false() {
-        for v in [json!("1"), json!(true), json!(null), json!([1]), json!({"n": 1})] {
+        for v in [
+            json!("1"),
+            json!(true),
+            json!(null),
+            json!([1]),
+            json!({"n": 1}),
+        ] {
             both("NumericEquals", v.clone(), json!(1), false);
             both("NumericLessThan", v.clone(), json!(100), false);
             both("NumericGreaterThanEquals", v.clone(), json!(-100), false);
         }
         let data = json!({"v": 1, "o": "1"});
-        assert!(!eval(json!({"Variable": "$.v", "NumericEqualsPath": "$.o"}), data));
+        assert!(!eval(
+            json!({"Variable": "$.v", "NumericEqualsPath": "$.o"}),
+            data
+        ));
     }
 
     // ----- boolean -----
@@ -659,22 +746,48 @@ mod tests {
         both("BooleanEquals", json!(1), json!(true), false);
         both("BooleanEquals", json!(null), json!(false), false);
         let data = json!({"v": true, "o": "true"});
-        assert!(!eval(json!({"Variable": "$.v", "BooleanEqualsPath": "$.o"}), data));
+        assert!(!eval(
+            json!({"Variable": "$.v", "BooleanEqualsPath": "$.o"}),
+            data
+        ));
     }
 
     // ----- timestamps -----
 
     #[test]
     fn timestamp_equals_compares_instants() {
-        both("TimestampEquals", json!("2016-08-18T17:33:00Z"), json!("2016-08-18T17:33:00Z"), true);
-        both("TimestampEquals", json!("2016-08-18T17:33:00Z"), json!("2016-08-18T19:33:00+02:00"), true);
-        both("TimestampEquals", json!("2016-08-18T17:33:00.000Z"), json!("2016-08-18T17:33:00Z"), true);
-        both("TimestampEquals", json!("2016-08-18T17:33:00Z"), json!("2016-08-18T17:33:01Z"), false);
+        both(
+            "TimestampEquals",
+            json!("2016-08-18T17:33:00Z"),
+            json!("2016-08-18T17:33:00Z"),
+            true,
+        );
+        both(
+            "TimestampEquals",
+            json!("2016-08-18T17:33:00Z"),
+            json!("2016-08-18T19:33:00+02:00"),
+            true,
+        );
+        both(
+            "TimestampEquals",
+            json!("2016-08-18T17:33:00.000Z"),
+            json!("2016-08-18T17:33:00Z"),
+            true,
+        );
+        both(
+            "TimestampEquals",
+            json!("2016-08-18T17:33:00Z"),
+            json!("2016-08-18T17:33:01Z"),
+            false,
+        );
     }
 
     #[test]
     fn timestamp_ordering() {
-        let (a, b) = (json!("2016-08-18T17:33:00Z"), json!("2016-08-18T17:33:00.5Z"));
+        let (a, b) = (
+            json!("2016-08-18T17:33:00Z"),
+            json!("2016-08-18T17:33:00.5Z"),
+        );
         both("TimestampLessThan", a.clone(), b.clone(), true);
         both("TimestampLessThan", b.clone(), a.clone(), false);
         both("TimestampLessThan", a.clone(), a.clone(), false);
@@ -685,8 +798,18 @@ mod tests {
         both("TimestampGreaterThanEquals", a.clone(), a.clone(), true);
         both("TimestampGreaterThanEquals", a.clone(), b.clone(), false);
         // Offsets: 18:00+02:00 is 16:00Z, earlier than 17:00Z even though it reads later.
-        both("TimestampLessThan", json!("2016-08-18T18:00:00+02:00"), json!("2016-08-18T17:00:00Z"), true);
-        both("TimestampGreaterThan", json!("2016-08-18T12:00:00-08:00"), json!("2016-08-18T17:00:00Z"), true);
+        both(
+            "TimestampLessThan",
+            json!("2016-08-18T18:00:00+02:00"),
+            json!("2016-08-18T17:00:00Z"),
+            true,
+        );
+        both(
+            "TimestampGreaterThan",
+            json!("2016-08-18T12:00:00-08:00"),
+            json!("2016-08-18T17:00:00Z"),
+            true,
+        );
     }
 
     #[test]
@@ -703,11 +826,24 @@ mod tests {
             json!(true),
         ] {
             both("TimestampEquals", v.clone(), t.clone(), false);
-            both("TimestampLessThan", v.clone(), json!("2999-01-01T00:00:00Z"), false);
-            both("TimestampGreaterThanEquals", v.clone(), json!("1970-01-01T00:00:00Z"), false);
+            both(
+                "TimestampLessThan",
+                v.clone(),
+                json!("2999-01-01T00:00:00Z"),
+                false,
+            );
+            both(
+                "TimestampGreaterThanEquals",
+                v.clone(),
+                json!("1970-01-01T00:00:00Z"),
+                false,
+            );
         }
         let data = json!({"v": "2016-08-18T17:33:00Z", "o": "yesterday"});
-        assert!(!eval(json!({"Variable": "$.v", "TimestampEqualsPath": "$.o"}), data));
+        assert!(!eval(
+            json!({"Variable": "$.v", "TimestampEqualsPath": "$.o"}),
+            data
+        ));
     }
 
     // ----- type tests -----
@@ -716,8 +852,16 @@ mod tests {
     fn is_null_numeric_string_boolean() {
         let check = |op: &str, v: Value, expect: bool| {
             let data = json!({ "v": v });
-            assert_eq!(eval(json!({"Variable": "$.v", op: true}), data.clone()), expect, "{op} {data}");
-            assert_eq!(eval(json!({"Variable": "$.v", op: false}), data.clone()), !expect, "{op}=false {data}");
+            assert_eq!(
+                eval(json!({"Variable": "$.v", op: true}), data.clone()),
+                expect,
+                "{op} {data}"
+            );
+            assert_eq!(
+                eval(json!({"Variable": "$.v", op: false}), data.clone()),
+                !expect,
+                "{op}=false {data}"
+            );
         };
         check("IsNull", json!(null), true);
         check("IsNull", json!(0), false);
@@ -736,7 +880,11 @@ mod tests {
         check("IsBoolean", json!("true"), false);
         check("IsBoolean", json!(0), false);
         check("IsTimestamp", json!("2016-08-18T17:33:00Z"), true);
-        check("IsTimestamp", json!("2016-08-18T17:33:00.123456+05:30"), true);
+        check(
+            "IsTimestamp",
+            json!("2016-08-18T17:33:00.123456+05:30"),
+            true,
+        );
         check("IsTimestamp", json!("2016-08-18T17:33:00-00:00"), true);
         check("IsTimestamp", json!("2016-08-18"), false);
         check("IsTimestamp", json!("2016-08-18T17:33:00"), false);
@@ -750,19 +898,46 @@ mod tests {
     #[test]
     fn is_present() {
         let data = json!({"a": {"b": null}, "arr": [1]});
-        assert!(eval(json!({"Variable": "$.a.b", "IsPresent": true}), data.clone()));
-        assert!(!eval(json!({"Variable": "$.a.c", "IsPresent": true}), data.clone()));
-        assert!(eval(json!({"Variable": "$.a.c", "IsPresent": false}), data.clone()));
-        assert!(!eval(json!({"Variable": "$.a.b", "IsPresent": false}), data.clone()));
-        assert!(!eval(json!({"Variable": "$.a.b.c", "IsPresent": true}), data.clone()));
-        assert!(eval(json!({"Variable": "$.arr[0]", "IsPresent": true}), data.clone()));
-        assert!(!eval(json!({"Variable": "$.arr[1]", "IsPresent": true}), data.clone()));
+        assert!(eval(
+            json!({"Variable": "$.a.b", "IsPresent": true}),
+            data.clone()
+        ));
+        assert!(!eval(
+            json!({"Variable": "$.a.c", "IsPresent": true}),
+            data.clone()
+        ));
+        assert!(eval(
+            json!({"Variable": "$.a.c", "IsPresent": false}),
+            data.clone()
+        ));
+        assert!(!eval(
+            json!({"Variable": "$.a.b", "IsPresent": false}),
+            data.clone()
+        ));
+        assert!(!eval(
+            json!({"Variable": "$.a.b.c", "IsPresent": true}),
+            data.clone()
+        ));
+        assert!(eval(
+            json!({"Variable": "$.arr[0]", "IsPresent": true}),
+            data.clone()
+        ));
+        assert!(!eval(
+            json!({"Variable": "$.arr[1]", "IsPresent": true}),
+            data.clone()
+        ));
         assert!(eval(json!({"Variable": "$", "IsPresent": true}), data));
     }
 
     #[test]
     fn type_tests_on_missing_variable_are_runtime_errors() {
-        for op in ["IsNull", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp"] {
+        for op in [
+            "IsNull",
+            "IsNumeric",
+            "IsString",
+            "IsBoolean",
+            "IsTimestamp",
+        ] {
             let e = eval_err(json!({"Variable": "$.missing", op: false}), json!({}));
             assert_eq!(e.error, "States.Runtime", "{op}");
         }
@@ -787,26 +962,47 @@ mod tests {
     #[test]
     fn bracket_and_index_paths() {
         let data = json!({"a b": [{"c": "x"}, {"c": "y"}]});
-        assert!(eval(json!({"Variable": "$['a b'][1].c", "StringEquals": "y"}), data.clone()));
-        assert!(eval(json!({"Variable": "$['a b'][0].c", "StringLessThanPath": "$['a b'][1].c"}), data));
+        assert!(eval(
+            json!({"Variable": "$['a b'][1].c", "StringEquals": "y"}),
+            data.clone()
+        ));
+        assert!(eval(
+            json!({"Variable": "$['a b'][0].c", "StringLessThanPath": "$['a b'][1].c"}),
+            data
+        ));
     }
 
     #[test]
     fn missing_variable_is_runtime_error() {
-        let e = eval_err(json!({"Variable": "$.x", "StringEquals": "a"}), json!({"y": 1}));
+        let e = eval_err(
+            json!({"Variable": "$.x", "StringEquals": "a"}),
+            json!({"y": 1}),
+        );
         assert_eq!(e.error, "States.Runtime");
-        assert_eq!(e.cause, "Invalid path '$.x': The choice state's condition path references an invalid value.");
+        assert_eq!(
+            e.cause,
+            "Invalid path '$.x': The choice state's condition path references an invalid value."
+        );
         assert!(e.is_terminal());
         // Also through a non-object and off the end of an array.
-        let e = eval_err(json!({"Variable": "$.y.z", "NumericEquals": 1}), json!({"y": 1}));
+        let e = eval_err(
+            json!({"Variable": "$.y.z", "NumericEquals": 1}),
+            json!({"y": 1}),
+        );
         assert!(e.cause.contains("'$.y.z'"), "{}", e.cause);
-        let e = eval_err(json!({"Variable": "$.a[3]", "IsNull": true}), json!({"a": [1]}));
+        let e = eval_err(
+            json!({"Variable": "$.a[3]", "IsNull": true}),
+            json!({"a": [1]}),
+        );
         assert_eq!(e.error, "States.Runtime");
         let e = eval_err(json!({"Variable": "$.x", "StringMatches": "*"}), json!({}));
         assert_eq!(e.error, "States.Runtime");
         // A missing context path too.
         let r = rule(json!({"Variable": "$$.Map.Item.Value", "IsNull": false}));
-        assert_eq!(r.eval(&json!({}), &json!({})).unwrap_err().error, "States.Runtime");
+        assert_eq!(
+            r.eval(&json!({}), &json!({})).unwrap_err().error,
+            "States.Runtime"
+        );
     }
 
     #[test]
@@ -831,7 +1027,10 @@ mod tests {
     #[test]
     fn operand_path_to_null_is_false_not_error() {
         let data = json!({"v": "a", "o": null});
-        assert!(!eval(json!({"Variable": "$.v", "StringEqualsPath": "$.o"}), data));
+        assert!(!eval(
+            json!({"Variable": "$.v", "StringEqualsPath": "$.o"}),
+            data
+        ));
     }
 
     // ----- And / Or / Not -----
@@ -891,12 +1090,18 @@ mod tests {
         assert!(eval(either.clone(), json!({"x": 1})));
         assert!(!eval(either, json!({"x": 2})));
         // Without a guard the missing variable is an error, also inside Not.
-        let e = eval_err(json!({"Not": {"Variable": "$.x", "StringEquals": "a"}}), json!({}));
+        let e = eval_err(
+            json!({"Not": {"Variable": "$.x", "StringEquals": "a"}}),
+            json!({}),
+        );
         assert_eq!(e.error, "States.Runtime");
-        let e = eval_err(json!({"Or": [
-            {"Variable": "$.y", "IsNull": true},
-            {"Variable": "$.x", "StringEquals": "a"}
-        ]}), json!({"y": 1}));
+        let e = eval_err(
+            json!({"Or": [
+                {"Variable": "$.y", "IsNull": true},
+                {"Variable": "$.x", "StringEquals": "a"}
+            ]}),
+            json!({"y": 1}),
+        );
         assert_eq!(e.error, "States.Runtime");
     }
 
@@ -904,21 +1109,28 @@ mod tests {
 
     #[test]
     fn branch_requires_string_next() {
-        let b = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true, "Next": "Yes"})).unwrap();
+        let b = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true, "Next": "Yes"}))
+            .unwrap();
         assert_eq!(b.next, "Yes");
         assert!(b.rule.eval(&json!({"a": true}), &Value::Null).unwrap());
-        let b = Branch::parse(&json!({"Not": {"Variable": "$.a", "IsNull": true}, "Next": "N", "Comment": "c"})).unwrap();
+        let b = Branch::parse(
+            &json!({"Not": {"Variable": "$.a", "IsNull": true}, "Next": "N", "Comment": "c"}),
+        )
+        .unwrap();
         assert_eq!(b.next, "N");
         let e = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true})).unwrap_err();
         assert!(e.contains("Next"), "{e}");
-        let e = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true, "Next": 1})).unwrap_err();
+        let e = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true, "Next": 1}))
+            .unwrap_err();
         assert!(e.contains("Next"), "{e}");
-        let e = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true, "Next": ""})).unwrap_err();
+        let e = Branch::parse(&json!({"Variable": "$.a", "BooleanEquals": true, "Next": ""}))
+            .unwrap_err();
         assert!(e.contains("Next"), "{e}");
         let e = Branch::parse(&json!("StringEquals")).unwrap_err();
         assert!(e.contains("object"), "{e}");
         // Rule errors surface through Branch::parse too.
-        let e = Branch::parse(&json!({"Variable": "$.a", "NumericEquals": "1", "Next": "X"})).unwrap_err();
+        let e = Branch::parse(&json!({"Variable": "$.a", "NumericEquals": "1", "Next": "X"}))
+            .unwrap_err();
         assert!(e.contains("NumericEquals"), "{e}");
     }
 
@@ -933,7 +1145,9 @@ mod tests {
         let e = parse_err(json!({"Not": {"Variable": "$.a", "IsNull": true, "Next": "X"}}));
         assert!(e.contains("Next") && e.contains("Not"), "{e}");
         // ChoiceRule::parse tolerates Next on the rule it is given.
-        assert!(ChoiceRule::parse(&json!({"Variable": "$.a", "IsNull": true, "Next": "X"})).is_ok());
+        assert!(
+            ChoiceRule::parse(&json!({"Variable": "$.a", "IsNull": true, "Next": "X"})).is_ok()
+        );
     }
 
     // ----- parse errors -----
@@ -957,12 +1171,23 @@ mod tests {
         let e = parse_err(json!({}));
         assert!(e.contains("operator"), "{e}");
         let e = parse_err(json!({"Variable": "$.a", "StringEquals": "x", "StringLessThan": "y"}));
-        assert!(e.contains("StringEquals") && e.contains("StringLessThan"), "{e}");
-        let e = parse_err(json!({"Variable": "$.a", "NumericEquals": 1, "NumericEqualsPath": "$.b"}));
-        assert!(e.contains("NumericEquals") && e.contains("NumericEqualsPath"), "{e}");
-        let e = parse_err(json!({"And": [{"Variable": "$.a", "IsNull": true}], "Or": [{"Variable": "$.a", "IsNull": true}]}));
+        assert!(
+            e.contains("StringEquals") && e.contains("StringLessThan"),
+            "{e}"
+        );
+        let e =
+            parse_err(json!({"Variable": "$.a", "NumericEquals": 1, "NumericEqualsPath": "$.b"}));
+        assert!(
+            e.contains("NumericEquals") && e.contains("NumericEqualsPath"),
+            "{e}"
+        );
+        let e = parse_err(
+            json!({"And": [{"Variable": "$.a", "IsNull": true}], "Or": [{"Variable": "$.a", "IsNull": true}]}),
+        );
         assert!(e.contains("And") && e.contains("Or"), "{e}");
-        let e = parse_err(json!({"Variable": "$.a", "IsNull": true, "Not": {"Variable": "$.a", "IsNull": true}}));
+        let e = parse_err(
+            json!({"Variable": "$.a", "IsNull": true, "Not": {"Variable": "$.a", "IsNull": true}}),
+        );
         assert!(e.contains("IsNull") && e.contains("Not"), "{e}");
     }
 
@@ -992,7 +1217,10 @@ mod tests {
         let e = parse_err(json!({"Variable": "$.a", "NumericLessThanPath": "$..x"}));
         assert!(e.contains("NumericLessThanPath"), "{e}");
         let e = parse_err(json!({"Variable": "$.a", "TimestampEqualsPath": 5}));
-        assert!(e.contains("TimestampEqualsPath") && e.contains("string"), "{e}");
+        assert!(
+            e.contains("TimestampEqualsPath") && e.contains("string"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1034,9 +1262,16 @@ mod tests {
             "18/08/2016",
             "",
         ] {
-            for op in ["TimestampEquals", "TimestampGreaterThan", "TimestampLessThanEquals"] {
+            for op in [
+                "TimestampEquals",
+                "TimestampGreaterThan",
+                "TimestampLessThanEquals",
+            ] {
                 let e = parse_err(json!({"Variable": "$.a", op: bad}));
-                assert!(e.contains(op) && e.contains("timestamp"), "{op} {bad:?}: {e}");
+                assert!(
+                    e.contains(op) && e.contains("timestamp"),
+                    "{op} {bad:?}: {e}"
+                );
             }
         }
     }
@@ -1058,7 +1293,10 @@ mod tests {
             {"Variable": "$.a", "IsNull": true},
             {"And": [{"Variable": "$.a", "NumericEquals": "one"}]}
         ]}));
-        assert!(e.starts_with("Or[1]: And[0]:") && e.contains("NumericEquals"), "{e}");
+        assert!(
+            e.starts_with("Or[1]: And[0]:") && e.contains("NumericEquals"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1067,7 +1305,9 @@ mod tests {
         assert!(parse_err(json!(null)).contains("object"));
         let e = parse_err(json!({"Variable": "$.a", "IsNull": true, "Comment": 1}));
         assert!(e.contains("Comment"), "{e}");
-        assert!(ChoiceRule::parse(&json!({"Variable": "$.a", "IsNull": true, "Comment": "ok"})).is_ok());
+        assert!(
+            ChoiceRule::parse(&json!({"Variable": "$.a", "IsNull": true, "Comment": "ok"})).is_ok()
+        );
     }
 
     #[test]
@@ -1100,7 +1340,8 @@ mod tests {
         for (op, v) in lits {
             rule(json!({"Variable": "$.a", op: v}));
             let is_type = op.starts_with("Is");
-            let path_ok = ChoiceRule::parse(&json!({"Variable": "$.a", format!("{op}Path"): "$.b"})).is_ok();
+            let path_ok =
+                ChoiceRule::parse(&json!({"Variable": "$.a", format!("{op}Path"): "$.b"})).is_ok();
             assert_eq!(path_ok, !is_type && op != "StringMatches", "{op}Path");
         }
     }

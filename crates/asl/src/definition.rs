@@ -79,13 +79,27 @@ pub enum Wait {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Pass { result: Option<Value> },
-    Task { resource: String, timeout: Option<Source<u64>>, heartbeat: Option<Source<u64>> },
-    Choice { choices: Vec<Branch>, default: Option<String> },
+    Pass {
+        result: Option<Value>,
+    },
+    Task {
+        resource: String,
+        timeout: Option<Source<u64>>,
+        heartbeat: Option<Source<u64>>,
+    },
+    Choice {
+        choices: Vec<Branch>,
+        default: Option<String>,
+    },
     Wait(Wait),
     Succeed,
-    Fail { error: Option<Text>, cause: Option<Text> },
-    Parallel { branches: Vec<StateMachine> },
+    Fail {
+        error: Option<Text>,
+        cause: Option<Text>,
+    },
+    Parallel {
+        branches: Vec<StateMachine>,
+    },
     Map {
         processor: Box<StateMachine>,
         items_path: IoPath,
@@ -143,7 +157,12 @@ impl StateMachine {
             return Err(problems);
         }
         build_graph(value, "").map_err(|(state, location, message)| {
-            vec![Diagnostic { code: "SCHEMA_VALIDATION_FAILED".into(), state, location, message }]
+            vec![Diagnostic {
+                code: "SCHEMA_VALIDATION_FAILED".into(),
+                state,
+                location,
+                message,
+            }]
         })
     }
 }
@@ -152,12 +171,19 @@ type BuildError = (Option<String>, String, String);
 
 fn build_graph(v: &Value, at: &str) -> Result<StateMachine, BuildError> {
     let err = |m: String| (None, at.to_string(), m);
-    let start_at = v.get("StartAt").and_then(Value::as_str).ok_or_else(|| err("StartAt is missing".into()))?;
-    let states_v = v.get("States").and_then(Value::as_object).ok_or_else(|| err("States is missing".into()))?;
+    let start_at = v
+        .get("StartAt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err("StartAt is missing".into()))?;
+    let states_v = v
+        .get("States")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err("States is missing".into()))?;
     let mut states = HashMap::with_capacity(states_v.len());
     for (name, sv) in states_v {
         let loc = format!("{at}/States/{name}");
-        let state = build_state(name, sv, &loc).map_err(|m| (Some(name.clone()), loc.clone(), m))?;
+        let state =
+            build_state(name, sv, &loc).map_err(|m| (Some(name.clone()), loc.clone(), m))?;
         states.insert(name.clone(), state);
     }
     Ok(StateMachine {
@@ -171,7 +197,9 @@ fn io_path(v: &Value, field: &str) -> Result<IoPath, String> {
     match v.get(field) {
         None => Ok(IoPath::Whole),
         Some(Value::Null) => Ok(IoPath::Null),
-        Some(Value::String(s)) => Ok(IoPath::Path(Path::parse(s).map_err(|e| format!("{field}: {e}"))?)),
+        Some(Value::String(s)) => Ok(IoPath::Path(
+            Path::parse(s).map_err(|e| format!("{field}: {e}"))?,
+        )),
         Some(_) => Err(format!("{field} must be a string or null")),
     }
 }
@@ -181,39 +209,64 @@ fn result_path(v: &Value) -> Result<ResultPath, String> {
         None => Ok(ResultPath::Whole),
         Some(Value::Null) => Ok(ResultPath::Discard),
         Some(Value::String(s)) if s == "$" => Ok(ResultPath::Whole),
-        Some(Value::String(s)) => Ok(ResultPath::Path(Path::parse_reference(s).map_err(|e| format!("ResultPath: {e}"))?)),
+        Some(Value::String(s)) => Ok(ResultPath::Path(
+            Path::parse_reference(s).map_err(|e| format!("ResultPath: {e}"))?,
+        )),
         Some(_) => Err("ResultPath must be a string or null".into()),
     }
 }
 
 fn template(v: &Value, field: &str) -> Result<Option<Template>, String> {
-    v.get(field).map(|t| Template::parse(t).map_err(|e| format!("{field}: {e}"))).transpose()
+    v.get(field)
+        .map(|t| Template::parse(t).map_err(|e| format!("{field}: {e}")))
+        .transpose()
 }
 
 fn string_list(v: &Value, field: &str) -> Vec<String> {
     v.get(field)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn handling(v: &Value) -> Result<Handling, String> {
     let mut h = Handling::default();
-    for r in v.get("Retry").and_then(Value::as_array).into_iter().flatten() {
+    for r in v
+        .get("Retry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         h.retry.push(Retrier {
             error_equals: string_list(r, "ErrorEquals"),
-            interval_seconds: r.get("IntervalSeconds").and_then(Value::as_f64).unwrap_or(1.0),
+            interval_seconds: r
+                .get("IntervalSeconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0),
             max_attempts: r.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3) as u32,
             backoff_rate: r.get("BackoffRate").and_then(Value::as_f64).unwrap_or(2.0),
             max_delay_seconds: r.get("MaxDelaySeconds").and_then(Value::as_f64),
             full_jitter: r.get("JitterStrategy").and_then(Value::as_str) == Some("FULL"),
         });
     }
-    for c in v.get("Catch").and_then(Value::as_array).into_iter().flatten() {
+    for c in v
+        .get("Catch")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         h.catch.push(Catcher {
             error_equals: string_list(c, "ErrorEquals"),
             result_path: result_path(c)?,
-            next: c.get("Next").and_then(Value::as_str).ok_or("a Catcher has no Next")?.to_string(),
+            next: c
+                .get("Next")
+                .and_then(Value::as_str)
+                .ok_or("a Catcher has no Next")?
+                .to_string(),
         });
     }
     Ok(h)
@@ -221,11 +274,15 @@ fn handling(v: &Value) -> Result<Handling, String> {
 
 fn number_source(v: &Value, field: &str) -> Result<Option<Source<u64>>, String> {
     if let Some(n) = v.get(field) {
-        return Ok(Some(Source::Fixed(n.as_u64().ok_or_else(|| format!("{field} must be a non-negative integer"))?)));
+        return Ok(Some(Source::Fixed(n.as_u64().ok_or_else(|| {
+            format!("{field} must be a non-negative integer")
+        })?)));
     }
     let pf = format!("{field}Path");
     if let Some(p) = v.get(&pf).and_then(Value::as_str) {
-        return Ok(Some(Source::Path(Path::parse_reference(p).map_err(|e| format!("{pf}: {e}"))?)));
+        return Ok(Some(Source::Path(
+            Path::parse_reference(p).map_err(|e| format!("{pf}: {e}"))?,
+        )));
     }
     Ok(None)
 }
@@ -236,10 +293,12 @@ fn text(v: &Value, field: &str) -> Result<Option<Text>, String> {
     }
     let pf = format!("{field}Path");
     match v.get(&pf).and_then(Value::as_str) {
-        Some(s) if Intrinsic::looks_like_call(s) => {
-            Ok(Some(Text::Intrinsic(Box::new(Intrinsic::parse(s).map_err(|e| format!("{pf}: {e}"))?))))
-        }
-        Some(s) => Ok(Some(Text::Path(Path::parse(s).map_err(|e| format!("{pf}: {e}"))?))),
+        Some(s) if Intrinsic::looks_like_call(s) => Ok(Some(Text::Intrinsic(Box::new(
+            Intrinsic::parse(s).map_err(|e| format!("{pf}: {e}"))?,
+        )))),
+        Some(s) => Ok(Some(Text::Path(
+            Path::parse(s).map_err(|e| format!("{pf}: {e}"))?,
+        ))),
         None => Ok(None),
     }
 }
@@ -247,9 +306,15 @@ fn text(v: &Value, field: &str) -> Result<Option<Text>, String> {
 fn build_state(name: &str, v: &Value, loc: &str) -> Result<State, String> {
     let ty = v.get("Type").and_then(Value::as_str).unwrap_or("");
     let kind = match ty {
-        "Pass" => Kind::Pass { result: v.get("Result").cloned() },
+        "Pass" => Kind::Pass {
+            result: v.get("Result").cloned(),
+        },
         "Task" => Kind::Task {
-            resource: v.get("Resource").and_then(Value::as_str).unwrap_or_default().to_string(),
+            resource: v
+                .get("Resource")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             timeout: number_source(v, "TimeoutSeconds")?,
             heartbeat: number_source(v, "HeartbeatSeconds")?,
         },
@@ -268,11 +333,17 @@ fn build_state(name: &str, v: &Value, loc: &str) -> Result<State, String> {
         } else if let Some(t) = v.get("Timestamp").and_then(Value::as_str) {
             Wait::Timestamp(Source::Fixed(t.to_string()))
         } else {
-            let p = v.get("TimestampPath").and_then(Value::as_str).ok_or("Wait needs Seconds, SecondsPath, Timestamp or TimestampPath")?;
+            let p = v
+                .get("TimestampPath")
+                .and_then(Value::as_str)
+                .ok_or("Wait needs Seconds, SecondsPath, Timestamp or TimestampPath")?;
             Wait::Timestamp(Source::Path(Path::parse_reference(p)?))
         }),
         "Succeed" => Kind::Succeed,
-        "Fail" => Kind::Fail { error: text(v, "Error")?, cause: text(v, "Cause")? },
+        "Fail" => Kind::Fail {
+            error: text(v, "Error")?,
+            cause: text(v, "Cause")?,
+        },
         "Parallel" => Kind::Parallel {
             branches: v
                 .get("Branches")
@@ -286,7 +357,10 @@ fn build_state(name: &str, v: &Value, loc: &str) -> Result<State, String> {
         "Map" => {
             let (field, p) = match v.get("ItemProcessor") {
                 Some(p) => ("ItemProcessor", p),
-                None => ("Iterator", v.get("Iterator").ok_or("Map needs ItemProcessor")?),
+                None => (
+                    "Iterator",
+                    v.get("Iterator").ok_or("Map needs ItemProcessor")?,
+                ),
             };
             Kind::Map {
                 processor: Box::new(build_graph(p, &format!("{loc}/{field}")).map_err(|e| e.2)?),
@@ -306,7 +380,11 @@ fn build_state(name: &str, v: &Value, loc: &str) -> Result<State, String> {
         name: name.to_string(),
         input_path: io_path(v, "InputPath")?,
         output_path: io_path(v, "OutputPath")?,
-        parameters: if is_map { None } else { template(v, "Parameters")? },
+        parameters: if is_map {
+            None
+        } else {
+            template(v, "Parameters")?
+        },
         result_selector: template(v, "ResultSelector")?,
         result_path: result_path(v)?,
         handling: handling(v)?,

@@ -4,7 +4,9 @@
 //! its own clock reading, so that a virtual clock gives branches the timing they would have on
 //! AWS (a Parallel ends when its slowest branch ends). The history is sorted by time at the end.
 
-use crate::definition::{Catcher, IoPath, Kind, ResultPath, Source, State, StateMachine, Text, Wait};
+use crate::definition::{
+    Catcher, IoPath, Kind, ResultPath, Source, State, StateMachine, Text, Wait,
+};
 use crate::error::{names, StatesError};
 use crate::history::{EventLog, HistoryEvent};
 use crate::task::{TaskHandler, TaskRequest};
@@ -32,8 +34,7 @@ pub enum Status {
     Aborted,
 }
 
-/// Called with each history event as it is recorded (for live output).
-pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
+pub use crate::history::Observer;
 
 pub struct RunOptions {
     /// Execution name (`$$.Execution.Name`); also the last part of the execution ARN.
@@ -139,9 +140,14 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
             "StartTime": timestamp(start),
         }),
         state_machine: json!({"Id": sm_arn, "Name": options.state_machine_name}),
-        deadline: machine.timeout_seconds.map(|s| start + Duration::seconds(s as i64)),
+        deadline: machine
+            .timeout_seconds
+            .map(|s| start + Duration::seconds(s as i64)),
     };
-    let mut line = Line { now: start, last: 0 };
+    let mut line = Line {
+        now: start,
+        last: 0,
+    };
     let input_text = input.to_string();
     let _ = run.emit(
         &mut line,
@@ -159,14 +165,27 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
     }
     let (status, output, error, cause) = match result {
         Ok(out) => {
-            run.log.push_final(end.now, end.last, "ExecutionSucceeded", json!({
-                "output": out.to_string(), "outputDetails": {"truncated": false}
-            }));
+            run.log.push_final(
+                end.now,
+                end.last,
+                "ExecutionSucceeded",
+                json!({
+                    "output": out.to_string(), "outputDetails": {"truncated": false}
+                }),
+            );
             (Status::Succeeded, Some(out), None, None)
         }
         Err(Stop::TimedOut) => {
-            let (e, c) = (names::TIMEOUT.to_string(), "The execution timed out.".to_string());
-            run.log.push_final(end.now, end.last, "ExecutionTimedOut", json!({"error": e, "cause": c}));
+            let (e, c) = (
+                names::TIMEOUT.to_string(),
+                "The execution timed out.".to_string(),
+            );
+            run.log.push_final(
+                end.now,
+                end.last,
+                "ExecutionTimedOut",
+                json!({"error": e, "cause": c}),
+            );
             (Status::TimedOut, None, Some(e), Some(c))
         }
         Err(Stop::Failed(e)) => {
@@ -177,12 +196,19 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
             if !e.cause.is_empty() {
                 details.insert("cause".into(), json!(e.cause));
             }
-            run.log.push_final(end.now, end.last, "ExecutionFailed", Value::Object(details));
+            run.log
+                .push_final(end.now, end.last, "ExecutionFailed", Value::Object(details));
             let non_empty = |s: String| if s.is_empty() { None } else { Some(s) };
             (Status::Failed, None, non_empty(e.error), non_empty(e.cause))
         }
     };
-    Outcome { status, output, error, cause, events: run.log.finish() }
+    Outcome {
+        status,
+        output,
+        error,
+        cause,
+        events: run.log.finish(),
+    }
 }
 
 /// Where a state goes after it ran.
@@ -203,7 +229,12 @@ fn check_size(what: &str, state: &str, text_len: usize) -> Result<(), StatesErro
     Ok(())
 }
 
-fn apply_io_path(path: &IoPath, value: Value, field: &str, context: &Value) -> Result<Value, StatesError> {
+fn apply_io_path(
+    path: &IoPath,
+    value: Value,
+    field: &str,
+    context: &Value,
+) -> Result<Value, StatesError> {
     match path {
         IoPath::Whole => Ok(value),
         IoPath::Null => Ok(Value::Object(Map::new())),
@@ -216,7 +247,11 @@ fn apply_io_path(path: &IoPath, value: Value, field: &str, context: &Value) -> R
     }
 }
 
-fn apply_result_path(path: &ResultPath, raw_input: &Value, result: Value) -> Result<Value, StatesError> {
+fn apply_result_path(
+    path: &ResultPath,
+    raw_input: &Value,
+    result: Value,
+) -> Result<Value, StatesError> {
     match path {
         ResultPath::Whole => Ok(result),
         ResultPath::Discard => Ok(raw_input.clone()),
@@ -225,7 +260,10 @@ fn apply_result_path(path: &ResultPath, raw_input: &Value, result: Value) -> Res
             p.set(&mut out, result).map_err(|e| {
                 StatesError::new(
                     names::RESULT_PATH_MATCH_FAILURE,
-                    format!("Unable to apply ResultPath '{}' to input '{raw_input}': {e}", p.text),
+                    format!(
+                        "Unable to apply ResultPath '{}' to input '{raw_input}': {e}",
+                        p.text
+                    ),
                 )
             })?;
             Ok(out)
@@ -248,13 +286,18 @@ fn resource_parts(resource: &str) -> (String, String) {
 
 fn is_bare_lambda(resource: &str) -> bool {
     resource.starts_with("arn:aws:lambda:")
-        || (resource.starts_with("arn:") && resource.contains(":lambda:") && resource.contains(":function:"))
+        || (resource.starts_with("arn:")
+            && resource.contains(":lambda:")
+            && resource.contains(":function:"))
 }
 
 impl Run {
     fn emit(&self, line: &mut Line, ty: &str, details: Value) -> Result<(), Stop> {
         let now = if self.real_time { Utc::now() } else { line.now };
-        line.last = self.log.push(now, line.last, ty, details).map_err(Stop::Failed)?;
+        line.last = self
+            .log
+            .push(now, line.last, ty, details)
+            .map_err(Stop::Failed)?;
         Ok(())
     }
 
@@ -311,14 +354,25 @@ impl Run {
             let mut data = input;
             loop {
                 let Some(state) = graph.states.get(name) else {
-                    return (Err(StatesError::runtime(format!("no state named '{name}'")).into()), line);
+                    return (
+                        Err(StatesError::runtime(format!("no state named '{name}'")).into()),
+                        line,
+                    );
                 };
                 match self.run_state(state, data, &mut line).await {
                     Ok(t) => match t.next {
                         Some(n) => {
-                            name = graph.states.get_key_value(n.as_str()).map(|(k, _)| k.as_str()).unwrap_or("");
+                            name = graph
+                                .states
+                                .get_key_value(n.as_str())
+                                .map(|(k, _)| k.as_str())
+                                .unwrap_or("");
                             if name.is_empty() {
-                                return (Err(StatesError::runtime(format!("no state named '{n}'")).into()), line);
+                                return (
+                                    Err(StatesError::runtime(format!("no state named '{n}'"))
+                                        .into()),
+                                    line,
+                                );
                             }
                             data = t.output;
                         }
@@ -330,7 +384,12 @@ impl Run {
         })
     }
 
-    async fn run_state(&self, state: &State, raw: Value, line: &mut Line) -> Result<Transition, Stop> {
+    async fn run_state(
+        &self,
+        state: &State,
+        raw: Value,
+        line: &mut Line,
+    ) -> Result<Transition, Stop> {
         if let Some(deadline) = self.deadline {
             if self.now(line) > deadline {
                 return Err(Stop::TimedOut);
@@ -338,9 +397,13 @@ impl Run {
         }
         let ty = state.type_name();
         let raw_text = raw.to_string();
-        self.emit(line, &format!("{ty}StateEntered"), json!({
-            "name": state.name, "input": raw_text, "inputDetails": {"truncated": false}
-        }))?;
+        self.emit(
+            line,
+            &format!("{ty}StateEntered"),
+            json!({
+                "name": state.name, "input": raw_text, "inputDetails": {"truncated": false}
+            }),
+        )?;
         let entered = self.now(line);
         let ctx = self.context(&state.name, entered, 0);
         let transition = match &state.kind {
@@ -349,22 +412,36 @@ impl Run {
             }
             _ => {
                 let (output, chosen) = self.run_simple(state, &raw, line, &ctx).await?;
-                Transition { next: chosen.or_else(|| state.next.clone()), output, exited: true }
+                Transition {
+                    next: chosen.or_else(|| state.next.clone()),
+                    output,
+                    exited: true,
+                }
             }
         };
         if transition.exited {
             let text = transition.output.to_string();
             check_size("the state output", &state.name, text.len())?;
-            self.emit(line, &format!("{ty}StateExited"), json!({
-                "name": state.name, "output": text, "outputDetails": {"truncated": false}
-            }))?;
+            self.emit(
+                line,
+                &format!("{ty}StateExited"),
+                json!({
+                    "name": state.name, "output": text, "outputDetails": {"truncated": false}
+                }),
+            )?;
         }
         Ok(transition)
     }
 
     /// Pass, Choice, Wait, Succeed and Fail: they have no Retry or Catch. Returns the output and,
     /// for a Choice, the state it chose.
-    async fn run_simple(&self, state: &State, raw: &Value, line: &mut Line, ctx: &Value) -> Result<(Value, Option<String>), Stop> {
+    async fn run_simple(
+        &self,
+        state: &State,
+        raw: &Value,
+        line: &mut Line,
+        ctx: &Value,
+    ) -> Result<(Value, Option<String>), Stop> {
         let effective = apply_io_path(&state.input_path, raw.clone(), "InputPath", ctx)?;
         match &state.kind {
             Kind::Pass { result } => {
@@ -374,7 +451,10 @@ impl Run {
                     (None, None) => effective,
                 };
                 let out = apply_result_path(&state.result_path, raw, result)?;
-                Ok((apply_io_path(&state.output_path, out, "OutputPath", ctx)?, None))
+                Ok((
+                    apply_io_path(&state.output_path, out, "OutputPath", ctx)?,
+                    None,
+                ))
             }
             Kind::Choice { choices, default } => {
                 let mut chosen = None;
@@ -391,7 +471,10 @@ impl Run {
                     )
                     .into());
                 };
-                Ok((apply_io_path(&state.output_path, effective, "OutputPath", ctx)?, Some(next)))
+                Ok((
+                    apply_io_path(&state.output_path, effective, "OutputPath", ctx)?,
+                    Some(next),
+                ))
             }
             Kind::Wait(wait) => {
                 let now = self.now(line);
@@ -415,15 +498,25 @@ impl Run {
                             })?,
                         };
                         let until = DateTime::parse_from_rfc3339(&text)
-                            .map_err(|e| StatesError::runtime(format!("The timestamp '{text}' is not valid ISO-8601: {e}")))?
+                            .map_err(|e| {
+                                StatesError::runtime(format!(
+                                    "The timestamp '{text}' is not valid ISO-8601: {e}"
+                                ))
+                            })?
                             .with_timezone(&Utc);
                         ((until - now).num_milliseconds().max(0) as f64) / 1000.0
                     }
                 };
                 self.sleep(line, seconds).await?;
-                Ok((apply_io_path(&state.output_path, effective, "OutputPath", ctx)?, None))
+                Ok((
+                    apply_io_path(&state.output_path, effective, "OutputPath", ctx)?,
+                    None,
+                ))
             }
-            Kind::Succeed => Ok((apply_io_path(&state.output_path, effective, "OutputPath", ctx)?, None)),
+            Kind::Succeed => Ok((
+                apply_io_path(&state.output_path, effective, "OutputPath", ctx)?,
+                None,
+            )),
             Kind::Fail { error, cause } => {
                 let mut rng = self.rng.lock().unwrap();
                 let mut text = |t: &Option<Text>| -> Result<String, StatesError> {
@@ -432,8 +525,18 @@ impl Run {
                         Some(Text::Fixed(s)) => s.clone(),
                         Some(Text::Path(p)) => match p.select(raw, ctx) {
                             Some(Value::String(s)) => s,
-                            Some(other) => return Err(StatesError::runtime(format!("The path '{}' must select a string, found {other}", p.text))),
-                            None => return Err(StatesError::runtime(format!("Invalid path '{}': no value in the input", p.text))),
+                            Some(other) => {
+                                return Err(StatesError::runtime(format!(
+                                    "The path '{}' must select a string, found {other}",
+                                    p.text
+                                )))
+                            }
+                            None => {
+                                return Err(StatesError::runtime(format!(
+                                    "Invalid path '{}': no value in the input",
+                                    p.text
+                                )))
+                            }
                         },
                         Some(Text::Intrinsic(f)) => match f.eval(raw, ctx, &mut *rng)? {
                             Value::String(s) => s,
@@ -445,23 +548,42 @@ impl Run {
                 let cause = text(cause)?;
                 Err(StatesError::new(error, cause).into())
             }
-            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => unreachable!("handled with Retry/Catch"),
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+                unreachable!("handled with Retry/Catch")
+            }
         }
     }
 
-    fn render(&self, t: &crate::template::Template, data: &Value, ctx: &Value) -> Result<Value, StatesError> {
+    fn render(
+        &self,
+        t: &crate::template::Template,
+        data: &Value,
+        ctx: &Value,
+    ) -> Result<Value, StatesError> {
         let mut rng = self.rng.lock().unwrap();
         t.render(data, ctx, &mut *rng)
     }
 
     /// Task, Parallel and Map: run, retry as the Retriers say, then catch or fail.
-    async fn run_with_handling(&self, state: &State, raw: &Value, line: &mut Line, entered: DateTime<Utc>) -> Result<Transition, Stop> {
+    async fn run_with_handling(
+        &self,
+        state: &State,
+        raw: &Value,
+        line: &mut Line,
+        entered: DateTime<Utc>,
+    ) -> Result<Transition, Stop> {
         let mut attempts = vec![0u32; state.handling.retry.len()];
         let mut retry_count = 0u32;
         loop {
             let ctx = self.context(&state.name, entered, retry_count);
             let error = match self.attempt(state, raw, line, &ctx).await {
-                Ok(output) => return Ok(Transition { next: state.next.clone(), output, exited: true }),
+                Ok(output) => {
+                    return Ok(Transition {
+                        next: state.next.clone(),
+                        output,
+                        exited: true,
+                    })
+                }
                 Err(Stop::TimedOut) => return Err(Stop::TimedOut),
                 Err(Stop::Failed(e)) => e,
             };
@@ -489,21 +611,41 @@ impl Run {
                     continue;
                 }
             }
-            return match state.handling.catch.iter().find(|c| c.error_equals.iter().any(|n| error.matched_by(n))) {
+            return match state
+                .handling
+                .catch
+                .iter()
+                .find(|c| c.error_equals.iter().any(|n| error.matched_by(n)))
+            {
                 Some(catcher) => self.catch(catcher, raw, &error),
                 None => Err(error.into()),
             };
         }
     }
 
-    fn catch(&self, catcher: &Catcher, raw: &Value, error: &StatesError) -> Result<Transition, Stop> {
+    fn catch(
+        &self,
+        catcher: &Catcher,
+        raw: &Value,
+        error: &StatesError,
+    ) -> Result<Transition, Stop> {
         let error_output = json!({"Error": error.error, "Cause": error.cause});
         let output = apply_result_path(&catcher.result_path, raw, error_output)?;
-        Ok(Transition { next: Some(catcher.next.clone()), output, exited: false })
+        Ok(Transition {
+            next: Some(catcher.next.clone()),
+            output,
+            exited: false,
+        })
     }
 
     /// One attempt of a Task/Parallel/Map: input processing, the work, output processing.
-    async fn attempt(&self, state: &State, raw: &Value, line: &mut Line, ctx: &Value) -> Result<Value, Stop> {
+    async fn attempt(
+        &self,
+        state: &State,
+        raw: &Value,
+        line: &mut Line,
+        ctx: &Value,
+    ) -> Result<Value, Stop> {
         let effective = apply_io_path(&state.input_path, raw.clone(), "InputPath", ctx)?;
         let result = match &state.kind {
             Kind::Map { .. } => self.run_map(state, effective, line, ctx).await?,
@@ -515,10 +657,19 @@ impl Run {
                 let text = effective.to_string();
                 check_size("the state input after Parameters", &state.name, text.len())?;
                 match &state.kind {
-                    Kind::Task { resource, timeout, heartbeat } => {
-                        self.run_task(state, resource, effective, text, timeout, heartbeat, line, ctx).await?
+                    Kind::Task {
+                        resource,
+                        timeout,
+                        heartbeat,
+                    } => {
+                        self.run_task(
+                            state, resource, effective, text, timeout, heartbeat, line, ctx,
+                        )
+                        .await?
                     }
-                    Kind::Parallel { branches } => self.run_parallel(branches, effective, line).await?,
+                    Kind::Parallel { branches } => {
+                        self.run_parallel(branches, effective, line).await?
+                    }
                     _ => unreachable!(),
                 }
             }
@@ -531,13 +682,25 @@ impl Run {
         Ok(apply_io_path(&state.output_path, out, "OutputPath", ctx)?)
     }
 
-    fn seconds_from(&self, src: &Option<Source<u64>>, data: &Value, field: &str) -> Result<Option<u64>, StatesError> {
+    fn seconds_from(
+        &self,
+        src: &Option<Source<u64>>,
+        data: &Value,
+        field: &str,
+    ) -> Result<Option<u64>, StatesError> {
         match src {
             None => Ok(None),
             Some(Source::Fixed(n)) => Ok(Some(*n)),
-            Some(Source::Path(p)) => match p.select(data, &Value::Null).as_ref().and_then(Value::as_u64) {
+            Some(Source::Path(p)) => match p
+                .select(data, &Value::Null)
+                .as_ref()
+                .and_then(Value::as_u64)
+            {
                 Some(n) if n > 0 => Ok(Some(n)),
-                _ => Err(StatesError::runtime(format!("The {field}Path '{}' does not reference a positive integer", p.text))),
+                _ => Err(StatesError::runtime(format!(
+                    "The {field}Path '{}' does not reference a positive integer",
+                    p.text
+                ))),
             },
         }
     }
@@ -574,7 +737,11 @@ impl Run {
                 d["heartbeatInSeconds"] = json!(h);
             }
             self.emit(line, "TaskScheduled", d)?;
-            self.emit(line, "TaskStarted", json!({"resourceType": rtype, "resource": rname}))?;
+            self.emit(
+                line,
+                "TaskStarted",
+                json!({"resourceType": rtype, "resource": rname}),
+            )?;
         }
         let request = TaskRequest {
             state_name: state.name.clone(),
@@ -593,33 +760,49 @@ impl Run {
         };
         let result = match limit {
             None => call.await,
-            Some((secs, is_heartbeat)) => match tokio::time::timeout(std::time::Duration::from_secs(secs), call).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let (error, cause) = if is_heartbeat {
-                        (names::HEARTBEAT_TIMEOUT, format!("The task sent no heartbeat for {secs} seconds."))
-                    } else {
-                        (names::TIMEOUT, format!("The task did not finish within {secs} seconds."))
-                    };
-                    if !self.real_time {
-                        line.now += Duration::seconds(secs as i64);
+            Some((secs, is_heartbeat)) => {
+                match tokio::time::timeout(std::time::Duration::from_secs(secs), call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let (error, cause) = if is_heartbeat {
+                            (
+                                names::HEARTBEAT_TIMEOUT,
+                                format!("The task sent no heartbeat for {secs} seconds."),
+                            )
+                        } else {
+                            (
+                                names::TIMEOUT,
+                                format!("The task did not finish within {secs} seconds."),
+                            )
+                        };
+                        if !self.real_time {
+                            line.now += Duration::seconds(secs as i64);
+                        }
+                        let ty = if bare {
+                            "LambdaFunctionTimedOut"
+                        } else {
+                            "TaskTimedOut"
+                        };
+                        let mut d = json!({"error": error, "cause": cause});
+                        if !bare {
+                            d["resourceType"] = json!(rtype);
+                            d["resource"] = json!(rname);
+                        }
+                        self.emit(line, ty, d)?;
+                        return Err(StatesError::new(error, cause).into());
                     }
-                    let ty = if bare { "LambdaFunctionTimedOut" } else { "TaskTimedOut" };
-                    let mut d = json!({"error": error, "cause": cause});
-                    if !bare {
-                        d["resourceType"] = json!(rtype);
-                        d["resource"] = json!(rname);
-                    }
-                    self.emit(line, ty, d)?;
-                    return Err(StatesError::new(error, cause).into());
                 }
-            },
+            }
         };
         match result {
             Ok(value) => {
                 let text = value.to_string();
                 if bare {
-                    self.emit(line, "LambdaFunctionSucceeded", json!({"output": text, "outputDetails": {"truncated": false}}))?;
+                    self.emit(
+                        line,
+                        "LambdaFunctionSucceeded",
+                        json!({"output": text, "outputDetails": {"truncated": false}}),
+                    )?;
                 } else {
                     self.emit(line, "TaskSucceeded", json!({
                         "resourceType": rtype, "resource": rname, "output": text, "outputDetails": {"truncated": false}
@@ -630,7 +813,11 @@ impl Run {
             }
             Err(e) => {
                 if bare {
-                    self.emit(line, "LambdaFunctionFailed", json!({"error": e.error, "cause": e.cause}))?;
+                    self.emit(
+                        line,
+                        "LambdaFunctionFailed",
+                        json!({"error": e.error, "cause": e.cause}),
+                    )?;
                 } else {
                     self.emit(line, "TaskFailed", json!({
                         "resourceType": rtype, "resource": rname, "error": e.error, "cause": e.cause
@@ -641,10 +828,17 @@ impl Run {
         }
     }
 
-    async fn run_parallel(&self, branches: &[StateMachine], input: Value, line: &mut Line) -> Result<Value, Stop> {
+    async fn run_parallel(
+        &self,
+        branches: &[StateMachine],
+        input: Value,
+        line: &mut Line,
+    ) -> Result<Value, Stop> {
         self.emit(line, "ParallelStateStarted", Value::Null)?;
         let start = *line;
-        let runs = branches.iter().map(|b| self.run_graph(b, input.clone(), start));
+        let runs = branches
+            .iter()
+            .map(|b| self.run_graph(b, input.clone(), start));
         let ends = join_all(runs).await;
         self.join_lines(line, ends.iter().map(|(_, l)| *l));
         let mut outputs = Vec::with_capacity(ends.len());
@@ -677,8 +871,20 @@ impl Run {
         }
     }
 
-    async fn run_map(&self, state: &State, effective: Value, line: &mut Line, ctx: &Value) -> Result<Value, Stop> {
-        let Kind::Map { processor, items_path, item_selector, max_concurrency } = &state.kind else {
+    async fn run_map(
+        &self,
+        state: &State,
+        effective: Value,
+        line: &mut Line,
+        ctx: &Value,
+    ) -> Result<Value, Stop> {
+        let Kind::Map {
+            processor,
+            items_path,
+            item_selector,
+            max_concurrency,
+        } = &state.kind
+        else {
             unreachable!()
         };
         let items = match apply_io_path(items_path, effective.clone(), "ItemsPath", ctx)? {
@@ -694,9 +900,15 @@ impl Run {
         };
         let limit = match max_concurrency {
             Source::Fixed(n) => *n as usize,
-            Source::Path(p) => p.select(&effective, ctx).and_then(|v| v.as_u64()).ok_or_else(|| {
-                StatesError::runtime(format!("MaxConcurrencyPath '{}' does not reference a non-negative integer", p.text))
-            })? as usize,
+            Source::Path(p) => p
+                .select(&effective, ctx)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| {
+                    StatesError::runtime(format!(
+                        "MaxConcurrencyPath '{}' does not reference a non-negative integer",
+                        p.text
+                    ))
+                })? as usize,
         };
         self.emit(line, "MapStateStarted", json!({"length": items.len()}))?;
         let mut inputs = Vec::with_capacity(items.len());
@@ -711,7 +923,11 @@ impl Run {
             };
             inputs.push(input);
         }
-        let width = if limit == 0 { inputs.len().max(1) } else { limit };
+        let width = if limit == 0 {
+            inputs.len().max(1)
+        } else {
+            limit
+        };
         let start = *line;
         let mut outputs: Vec<Option<Value>> = vec![None; inputs.len()];
         let mut failure: Option<Stop> = None;
@@ -733,11 +949,19 @@ impl Run {
                 }
                 async move {
                     let name = state.name.clone();
-                    if let Err(e) = self.emit(&mut l, "MapIterationStarted", json!({"name": name, "index": i})) {
+                    if let Err(e) = self.emit(
+                        &mut l,
+                        "MapIterationStarted",
+                        json!({"name": name, "index": i}),
+                    ) {
                         return (slot, i, Err(e), l);
                     }
                     let (r, mut end) = self.run_graph(processor, input, l).await;
-                    let ty = if r.is_ok() { "MapIterationSucceeded" } else { "MapIterationFailed" };
+                    let ty = if r.is_ok() {
+                        "MapIterationSucceeded"
+                    } else {
+                        "MapIterationFailed"
+                    };
                     let r = match self.emit(&mut end, ty, json!({"name": name, "index": i})) {
                         Ok(()) => r,
                         Err(e) => Err(e),
@@ -763,7 +987,8 @@ impl Run {
             return Err(stop);
         }
         self.emit(line, "MapStateSucceeded", Value::Null)?;
-        Ok(Value::Array(outputs.into_iter().map(Option::unwrap_or_default).collect()))
+        Ok(Value::Array(
+            outputs.into_iter().map(Option::unwrap_or_default).collect(),
+        ))
     }
 }
-

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 /// One event: `{"id", "previousEventId", "timestamp", "type", "<kind>EventDetails": {...}}`.
 pub type HistoryEvent = Value;
 
+/// Called with each history event as it is recorded (for live output).
+pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
+
 /// The key AWS uses for an event type's details.
 pub fn details_key(event_type: &str) -> String {
     if event_type.ends_with("StateEntered") {
@@ -35,15 +38,26 @@ struct Recorded {
 pub struct EventLog {
     limit: usize,
     events: Mutex<Vec<Recorded>>,
-    observer: Option<Arc<dyn Fn(&HistoryEvent) + Send + Sync>>,
+    observer: Option<Observer>,
 }
 
 impl EventLog {
-    pub fn new(limit: usize, observer: Option<Arc<dyn Fn(&HistoryEvent) + Send + Sync>>) -> Self {
-        EventLog { limit, events: Mutex::new(Vec::with_capacity(64)), observer }
+    pub fn new(limit: usize, observer: Option<Observer>) -> Self {
+        EventLog {
+            limit,
+            events: Mutex::new(Vec::with_capacity(64)),
+            observer,
+        }
     }
 
-    fn record(&self, events: &mut Vec<Recorded>, at: DateTime<Utc>, previous: u64, ty: &str, details: Value) -> u64 {
+    fn record(
+        &self,
+        events: &mut Vec<Recorded>,
+        at: DateTime<Utc>,
+        previous: u64,
+        ty: &str,
+        details: Value,
+    ) -> u64 {
         let id = events.len() as u64 + 1;
         let mut e = Map::with_capacity(5);
         e.insert("id".into(), id.into());
@@ -63,12 +77,21 @@ impl EventLog {
 
     /// Adds an event; fails once the execution would exceed the quota (one slot stays free for
     /// the final ExecutionFailed event, as on AWS).
-    pub fn push(&self, at: DateTime<Utc>, previous: u64, ty: &str, details: Value) -> Result<u64, StatesError> {
+    pub fn push(
+        &self,
+        at: DateTime<Utc>,
+        previous: u64,
+        ty: &str,
+        details: Value,
+    ) -> Result<u64, StatesError> {
         let mut events = self.events.lock().unwrap();
         if events.len() + 1 >= self.limit {
             return Err(StatesError::new(
                 names::RUNTIME,
-                format!("The execution reached the maximum number of history events ({}).", self.limit),
+                format!(
+                    "The execution reached the maximum number of history events ({}).",
+                    self.limit
+                ),
             ));
         }
         Ok(self.record(&mut events, at, previous, ty, details))

@@ -175,15 +175,27 @@ impl Intrinsic {
         parser.skip_ws();
         if parser.pos < text.len() {
             let rest = parser.rest();
-            let what = if rest.starts_with(')') { "unbalanced parentheses: unexpected ')'" } else { "unexpected text" };
-            return Err(format!("{what} after the end of the call at offset {} in {text:?}", parser.pos));
+            let what = if rest.starts_with(')') {
+                "unbalanced parentheses: unexpected ')'"
+            } else {
+                "unexpected text"
+            };
+            return Err(format!(
+                "{what} after the end of the call at offset {} in {text:?}",
+                parser.pos
+            ));
         }
         Ok(call)
     }
 
     /// Evaluates against the state's data and the context object. `rng` drives
     /// States.MathRandom (when no seed argument) and States.UUID.
-    pub fn eval(&self, data: &Value, context: &Value, rng: &mut dyn RngCore) -> Result<Value, StatesError> {
+    pub fn eval(
+        &self,
+        data: &Value,
+        context: &Value,
+        rng: &mut dyn RngCore,
+    ) -> Result<Value, StatesError> {
         let f = self.func;
         let mut values = Vec::with_capacity(self.args.len());
         for arg in &self.args {
@@ -196,7 +208,8 @@ impl Intrinsic {
                 if text.trim().is_empty() {
                     return Ok(Value::Null);
                 }
-                serde_json::from_str(text).map_err(|e| fail(f, format!("the string is not valid JSON: {e}")))
+                serde_json::from_str(text)
+                    .map_err(|e| fail(f, format!("the string is not valid JSON: {e}")))
             }
             Func::JsonToString => serde_json::to_string(&values[0])
                 .map(Value::String)
@@ -206,15 +219,25 @@ impl Intrinsic {
                 let array = array_arg(f, "the first argument", &values[0])?;
                 let size = integer_arg(f, "the chunk size", &values[1])?;
                 if size <= 0 {
-                    return Err(fail(f, format!("the chunk size must be a positive, non-zero integer, got {size}")));
+                    return Err(fail(
+                        f,
+                        format!("the chunk size must be a positive, non-zero integer, got {size}"),
+                    ));
                 }
                 let size = usize::try_from(size).unwrap_or(usize::MAX);
-                Ok(Value::Array(array.chunks(size).map(|c| Value::Array(c.to_vec())).collect()))
+                Ok(Value::Array(
+                    array
+                        .chunks(size)
+                        .map(|c| Value::Array(c.to_vec()))
+                        .collect(),
+                ))
             }
             Func::ArrayContains => {
                 let array = array_arg(f, "the first argument", &values[0])?;
                 let needle = canonical(&values[1]);
-                Ok(Value::Bool(array.iter().any(|item| canonical(item) == needle)))
+                Ok(Value::Bool(
+                    array.iter().any(|item| canonical(item) == needle),
+                ))
             }
             Func::ArrayRange => {
                 let start = integer_arg(f, "the first argument (start)", &values[0])?;
@@ -224,8 +247,11 @@ impl Intrinsic {
                     return Err(fail(f, "the step (third argument) must not be 0"));
                 }
                 let (start, end, step) = (start as i128, end as i128, step as i128);
-                let count =
-                    if (step > 0 && end < start) || (step < 0 && end > start) { 0 } else { (end - start) / step + 1 };
+                let count = if (step > 0 && end < start) || (step < 0 && end > start) {
+                    0
+                } else {
+                    (end - start) / step + 1
+                };
                 if count > MAX_RANGE_ITEMS {
                     return Err(fail(
                         f,
@@ -234,20 +260,36 @@ impl Intrinsic {
                         ),
                     ));
                 }
-                Ok(Value::Array((0..count).map(|i| Value::from((start + i * step) as i64)).collect()))
+                Ok(Value::Array(
+                    (0..count)
+                        .map(|i| Value::from((start + i * step) as i64))
+                        .collect(),
+                ))
             }
             Func::ArrayGetItem => {
                 let array = array_arg(f, "the first argument", &values[0])?;
                 let index = index_arg(f, &values[1])?;
                 array.get(index).cloned().ok_or_else(|| {
-                    fail(f, format!("index {index} is out of bounds for an array of length {}", array.len()))
+                    fail(
+                        f,
+                        format!(
+                            "index {index} is out of bounds for an array of length {}",
+                            array.len()
+                        ),
+                    )
                 })
             }
             Func::ArrayLength => Ok(Value::from(array_arg(f, "the argument", &values[0])?.len())),
             Func::ArrayUnique => {
                 let array = array_arg(f, "the argument", &values[0])?;
                 let mut seen = HashSet::new();
-                Ok(Value::Array(array.iter().filter(|item| seen.insert(canonical(item))).cloned().collect()))
+                Ok(Value::Array(
+                    array
+                        .iter()
+                        .filter(|item| seen.insert(canonical(item)))
+                        .cloned()
+                        .collect(),
+                ))
             }
             Func::Base64Encode => {
                 let text = limited_string_arg(f, "the input", &values[0])?;
@@ -344,7 +386,11 @@ impl Intrinsic {
             Func::Uuid => {
                 let mut bytes = [0u8; 16];
                 rng.fill_bytes(&mut bytes);
-                Ok(Value::String(uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()))
+                Ok(Value::String(
+                    uuid::Builder::from_random_bytes(bytes)
+                        .into_uuid()
+                        .to_string(),
+                ))
             }
         }
     }
@@ -357,7 +403,10 @@ impl Intrinsic {
             Some(other) => {
                 return Err(fail(
                     f,
-                    format!("the template (first argument) must be a string, got {}", describe(&other)),
+                    format!(
+                        "the template (first argument) must be a string, got {}",
+                        describe(&other)
+                    ),
                 ))
             }
             None => return Err(fail(f, "missing the template argument")),
@@ -393,7 +442,13 @@ impl Intrinsic {
 }
 
 impl Arg {
-    fn eval(&self, f: Func, data: &Value, context: &Value, rng: &mut dyn RngCore) -> Result<Value, StatesError> {
+    fn eval(
+        &self,
+        f: Func,
+        data: &Value,
+        context: &Value,
+        rng: &mut dyn RngCore,
+    ) -> Result<Value, StatesError> {
         match self {
             Arg::Str(lit) => Ok(Value::String(lit.value.clone())),
             Arg::Literal(v) => Ok(v.clone()),
@@ -402,7 +457,10 @@ impl Arg {
                     Root::Data => "the state's input",
                     Root::Context => "the context object",
                 };
-                fail(f, format!("the JSONPath {:?} could not be found in {doc}", path.text))
+                fail(
+                    f,
+                    format!("the JSONPath {:?} could not be found in {doc}", path.text),
+                )
             }),
             Arg::Call(call) => call.eval(data, context, rng),
         }
@@ -445,19 +503,25 @@ impl<'a> Parser<'a> {
     /// `States.Name(arg, ...)`
     fn call(&mut self, depth: usize) -> Result<Intrinsic, String> {
         if depth > MAX_PARSE_DEPTH {
-            return Err(self.at(self.pos, format!("intrinsic calls are nested more than {MAX_PARSE_DEPTH} deep")));
+            return Err(self.at(
+                self.pos,
+                format!("intrinsic calls are nested more than {MAX_PARSE_DEPTH} deep"),
+            ));
         }
         let start = self.pos;
         if !self.rest().starts_with("States.") {
-            return Err(self.at(start, "expected an intrinsic function call like States.Format(...)"));
+            return Err(self.at(
+                start,
+                "expected an intrinsic function call like States.Format(...)",
+            ));
         }
         self.pos += "States.".len();
         while self.peek().is_some_and(|c| c.is_ascii_alphanumeric()) {
             self.bump();
         }
         let name = &self.src[start..self.pos];
-        let func =
-            Func::from_name(name).ok_or_else(|| format!("unknown intrinsic function {name:?} in {:?}", self.src))?;
+        let func = Func::from_name(name)
+            .ok_or_else(|| format!("unknown intrinsic function {name:?} in {:?}", self.src))?;
         if self.peek() != Some('(') {
             return Err(self.at(self.pos, format!("expected '(' after {name}")));
         }
@@ -476,12 +540,16 @@ impl<'a> Parser<'a> {
                     Some(',') => {}
                     Some(')') => break,
                     Some(c) => {
-                        return Err(
-                            self.at(here, format!("expected ',' or ')' in the arguments of {name}, found {c:?}"))
-                        )
+                        return Err(self.at(
+                            here,
+                            format!("expected ',' or ')' in the arguments of {name}, found {c:?}"),
+                        ))
                     }
                     None => {
-                        return Err(self.at(open, format!("unbalanced parentheses: the '(' of {name} is never closed")))
+                        return Err(self.at(
+                            open,
+                            format!("unbalanced parentheses: the '(' of {name} is never closed"),
+                        ))
                     }
                 }
             }
@@ -499,9 +567,14 @@ impl<'a> Parser<'a> {
             Some('$') => self.path().map(Arg::Path),
             Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
             Some(',') | Some(')') => Err(self.at(start, "missing argument")),
-            Some(_) if self.rest().starts_with("States.") => Ok(Arg::Call(Box::new(self.call(depth + 1)?))),
+            Some(_) if self.rest().starts_with("States.") => {
+                Ok(Arg::Call(Box::new(self.call(depth + 1)?)))
+            }
             Some(_) => {
-                while self.peek().is_some_and(|c| !c.is_whitespace() && !matches!(c, ',' | ')' | '(' | '\'')) {
+                while self
+                    .peek()
+                    .is_some_and(|c| !c.is_whitespace() && !matches!(c, ',' | ')' | '(' | '\''))
+                {
                     self.bump();
                 }
                 if self.pos == start {
@@ -595,12 +668,15 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Result<Arg, String> {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
+        {
             self.bump();
         }
         let text = &self.src[start..self.pos];
-        let n: Number =
-            serde_json::from_str(text).map_err(|_| self.at(start, format!("bad number literal {text:?}")))?;
+        let n: Number = serde_json::from_str(text)
+            .map_err(|_| self.at(start, format!("bad number literal {text:?}")))?;
         Ok(Arg::Literal(Value::Number(n)))
     }
 }
@@ -631,7 +707,11 @@ fn check_arity(func: Func, args: &[Arg]) -> Result<(), String> {
             Some(max) => format!("{min} to {max} arguments"),
             None => format!("at least {}", plural(min, "argument")),
         };
-        return Err(format!("{} takes {expected}, but {} given", func.name(), were(n)));
+        return Err(format!(
+            "{} takes {expected}, but {} given",
+            func.name(),
+            were(n)
+        ));
     }
     if func == Func::Format {
         match &args[0] {
@@ -678,7 +758,10 @@ fn describe(v: &Value) -> String {
 fn string_arg<'v>(f: Func, what: &str, v: &'v Value) -> Result<&'v str, StatesError> {
     match v {
         Value::String(s) => Ok(s),
-        other => Err(fail(f, format!("{what} must be a string, got {}", describe(other)))),
+        other => Err(fail(
+            f,
+            format!("{what} must be a string, got {}", describe(other)),
+        )),
     }
 }
 
@@ -686,7 +769,10 @@ fn limited_string_arg<'v>(f: Func, what: &str, v: &'v Value) -> Result<&'v str, 
     let s = string_arg(f, what, v)?;
     let chars = s.chars().count();
     if chars > MAX_ENCODING_INPUT_CHARS {
-        return Err(fail(f, format!("{what} has {chars} characters; the limit is {MAX_ENCODING_INPUT_CHARS}")));
+        return Err(fail(
+            f,
+            format!("{what} has {chars} characters; the limit is {MAX_ENCODING_INPUT_CHARS}"),
+        ));
     }
     Ok(s)
 }
@@ -694,14 +780,24 @@ fn limited_string_arg<'v>(f: Func, what: &str, v: &'v Value) -> Result<&'v str, 
 fn array_arg<'v>(f: Func, what: &str, v: &'v Value) -> Result<&'v Vec<Value>, StatesError> {
     match v {
         Value::Array(a) => Ok(a),
-        other => Err(fail(f, format!("{what} must be an array, got {}", describe(other)))),
+        other => Err(fail(
+            f,
+            format!("{what} must be an array, got {}", describe(other)),
+        )),
     }
 }
 
-fn object_arg<'v>(f: Func, what: &str, v: &'v Value) -> Result<&'v serde_json::Map<String, Value>, StatesError> {
+fn object_arg<'v>(
+    f: Func,
+    what: &str,
+    v: &'v Value,
+) -> Result<&'v serde_json::Map<String, Value>, StatesError> {
     match v {
         Value::Object(o) => Ok(o),
-        other => Err(fail(f, format!("{what} must be a JSON object, got {}", describe(other)))),
+        other => Err(fail(
+            f,
+            format!("{what} must be a JSON object, got {}", describe(other)),
+        )),
     }
 }
 
@@ -710,7 +806,12 @@ fn object_arg<'v>(f: Func, what: &str, v: &'v Value) -> Result<&'v serde_json::M
 fn integer_arg(f: Func, what: &str, v: &Value) -> Result<i64, StatesError> {
     let n = match v {
         Value::Number(n) => n,
-        other => return Err(fail(f, format!("{what} must be an integer, got {}", describe(other)))),
+        other => {
+            return Err(fail(
+                f,
+                format!("{what} must be an integer, got {}", describe(other)),
+            ))
+        }
     };
     if let Some(i) = n.as_i64() {
         return Ok(i);
@@ -725,8 +826,18 @@ fn integer_arg(f: Func, what: &str, v: &Value) -> Result<i64, StatesError> {
 
 /// An array index: a non-negative integer (not rounded).
 fn index_arg(f: Func, v: &Value) -> Result<usize, StatesError> {
-    let bad = || fail(f, format!("the index (second argument) must be a non-negative integer, got {}", describe(v)));
-    let Value::Number(n) = v else { return Err(bad()) };
+    let bad = || {
+        fail(
+            f,
+            format!(
+                "the index (second argument) must be a non-negative integer, got {}",
+                describe(v)
+            ),
+        )
+    };
+    let Value::Number(n) = v else {
+        return Err(bad());
+    };
     if let Some(u) = n.as_u64() {
         return Ok(usize::try_from(u).unwrap_or(usize::MAX));
     }
@@ -739,7 +850,10 @@ fn index_arg(f: Func, v: &Value) -> Result<usize, StatesError> {
 fn math_add_operand(f: Func, what: &str, v: &Value) -> Result<i64, StatesError> {
     let i = integer_arg(f, what, v)?;
     if !(MATH_ADD_MIN..=MATH_ADD_MAX).contains(&i) {
-        return Err(fail(f, format!("{what} ({i}) must be in the range {MATH_ADD_MIN} to {MATH_ADD_MAX}")));
+        return Err(fail(
+            f,
+            format!("{what} ({i}) must be in the range {MATH_ADD_MIN} to {MATH_ADD_MAX}"),
+        ));
     }
     Ok(i)
 }
@@ -848,7 +962,10 @@ mod tests {
 
     fn assert_contains(haystack: &str, needles: &[&str]) {
         for needle in needles {
-            assert!(haystack.contains(needle), "{haystack:?} should mention {needle:?}");
+            assert!(
+                haystack.contains(needle),
+                "{haystack:?} should mention {needle:?}"
+            );
         }
     }
 
@@ -869,13 +986,19 @@ mod tests {
             "States.Array('a b', 1, -2.5, 1e3, true, false, null, $.x, $, States.Array())",
             json!({"x": {"y": 1}}),
         );
-        assert_eq!(v, json!(["a b", 1, -2.5, 1000.0, true, false, null, {"y": 1}, {"x": {"y": 1}}, []]));
+        assert_eq!(
+            v,
+            json!(["a b", 1, -2.5, 1000.0, true, false, null, {"y": 1}, {"x": {"y": 1}}, []])
+        );
         assert!(v[1].is_i64());
     }
 
     #[test]
     fn whitespace_between_arguments_is_allowed() {
-        assert_eq!(eval("  States.Array(  1 ,\n 'x'\t, $.a  )  ", json!({"a": 2})), json!([1, "x", 2]));
+        assert_eq!(
+            eval("  States.Array(  1 ,\n 'x'\t, $.a  )  ", json!({"a": 2})),
+            json!([1, "x", 2])
+        );
         assert_eq!(eval("States.Array( )", json!({})), json!([]));
     }
 
@@ -885,14 +1008,26 @@ mod tests {
             eval(r"States.Array('it\'s', '\{\}', 'back\\slash')", json!({})),
             json!(["it's", "{}", "back\\slash"])
         );
-        assert_eq!(eval("States.Array('a,b)c', 'ünï')", json!({})), json!(["a,b)c", "ünï"]));
-        assert_contains(&parse_err(r"States.Array('a\nb')"), &["invalid escape", "\\n"]);
+        assert_eq!(
+            eval("States.Array('a,b)c', 'ünï')", json!({})),
+            json!(["a,b)c", "ünï"])
+        );
+        assert_contains(
+            &parse_err(r"States.Array('a\nb')"),
+            &["invalid escape", "\\n"],
+        );
     }
 
     #[test]
     fn unknown_function_is_rejected() {
-        assert_contains(&parse_err("States.Nope(1)"), &["unknown intrinsic function", "States.Nope"]);
-        assert_contains(&parse_err("States.format('x')"), &["unknown intrinsic function"]);
+        assert_contains(
+            &parse_err("States.Nope(1)"),
+            &["unknown intrinsic function", "States.Nope"],
+        );
+        assert_contains(
+            &parse_err("States.format('x')"),
+            &["unknown intrinsic function"],
+        );
         assert_contains(&parse_err("States.Array(States.Foo())"), &["States.Foo"]);
         assert!(parse_err("Foo(1)").contains("expected an intrinsic function call"));
     }
@@ -903,12 +1038,24 @@ mod tests {
             &parse_err("States.ArrayLength()"),
             &["States.ArrayLength", "takes 1 argument", "0 were given"],
         );
-        assert_contains(&parse_err("States.MathAdd(1)"), &["States.MathAdd", "takes 2 arguments", "1 was given"]);
-        assert_contains(&parse_err("States.ArrayRange(1, 2)"), &["takes 3 arguments"]);
-        assert_contains(&parse_err("States.MathRandom(1, 2, 3, 4)"), &["2 to 3 arguments"]);
+        assert_contains(
+            &parse_err("States.MathAdd(1)"),
+            &["States.MathAdd", "takes 2 arguments", "1 was given"],
+        );
+        assert_contains(
+            &parse_err("States.ArrayRange(1, 2)"),
+            &["takes 3 arguments"],
+        );
+        assert_contains(
+            &parse_err("States.MathRandom(1, 2, 3, 4)"),
+            &["2 to 3 arguments"],
+        );
         assert_contains(&parse_err("States.UUID(1)"), &["takes 0 arguments"]);
         assert_contains(&parse_err("States.Format()"), &["at least 1 argument"]);
-        assert_contains(&parse_err("States.JsonMerge($.a, $.b)"), &["States.JsonMerge", "takes 3 arguments"]);
+        assert_contains(
+            &parse_err("States.JsonMerge($.a, $.b)"),
+            &["States.JsonMerge", "takes 3 arguments"],
+        );
         for ok in [
             "States.StringToJson($.a)",
             "States.JsonToString($.a)",
@@ -944,10 +1091,16 @@ mod tests {
 
     #[test]
     fn bad_paths_are_rejected() {
-        assert_contains(&parse_err("States.Array($.a[)"), &["bad path", "unbalanced brackets"]);
+        assert_contains(
+            &parse_err("States.Array($.a[)"),
+            &["bad path", "unbalanced brackets"],
+        );
         assert_contains(&parse_err("States.Array($.[)"), &["bad path"]);
         assert_contains(&parse_err("States.Array($..)"), &["bad path"]);
-        assert_contains(&parse_err("States.Array($['a)"), &["bad path", "unbalanced quotes"]);
+        assert_contains(
+            &parse_err("States.Array($['a)"),
+            &["bad path", "unbalanced quotes"],
+        );
     }
 
     #[test]
@@ -955,9 +1108,15 @@ mod tests {
         assert_contains(&parse_err("States.Format('abc)"), &["unbalanced quotes"]);
         assert_contains(&parse_err("States.Format('abc\\"), &["unbalanced quotes"]);
         assert_contains(&parse_err("States.Array(1"), &["unbalanced parentheses"]);
-        assert_contains(&parse_err("States.Array(States.Array(1)"), &["unbalanced parentheses"]);
+        assert_contains(
+            &parse_err("States.Array(States.Array(1)"),
+            &["unbalanced parentheses"],
+        );
         assert_contains(&parse_err("States.Array("), &["unbalanced parentheses"]);
-        assert_contains(&parse_err("States.Array(1))"), &["unbalanced parentheses", "unexpected ')'"]);
+        assert_contains(
+            &parse_err("States.Array(1))"),
+            &["unbalanced parentheses", "unexpected ')'"],
+        );
         assert_contains(&parse_err("States.Array(1) x"), &["unexpected text"]);
         assert_contains(&parse_err("States.Array"), &["expected '('"]);
         assert_contains(&parse_err("States.Array (1)"), &["expected '('"]);
@@ -975,8 +1134,12 @@ mod tests {
     fn paths_read_data_and_context() {
         let data = json!({"a b": 1, "items": [{"n": 1}, {"n": 2}]});
         let ctx = json!({"Execution": {"Id": "arn:exec"}});
-        let v =
-            eval_with("States.Array($$.Execution.Id, $['a b'], $.items[*].n, $.items[1].n, $$)", &data, &ctx).unwrap();
+        let v = eval_with(
+            "States.Array($$.Execution.Id, $['a b'], $.items[*].n, $.items[1].n, $$)",
+            &data,
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(v, json!(["arn:exec", 1, [1, 2], 2, ctx]));
         let v = eval_with(
             "States.Array($.items[?(@.n > 1)], $['x, y'])",
@@ -989,9 +1152,16 @@ mod tests {
 
     #[test]
     fn a_path_that_selects_nothing_is_an_intrinsic_failure() {
-        assert_contains(&eval_err("States.Array($.missing)", json!({})), &["States.Array", "$.missing", "input"]);
-        let err =
-            eval_with("States.Format('{}', $$.Execution.Nope)", &json!({}), &json!({"Execution": {}})).unwrap_err();
+        assert_contains(
+            &eval_err("States.Array($.missing)", json!({})),
+            &["States.Array", "$.missing", "input"],
+        );
+        let err = eval_with(
+            "States.Format('{}', $$.Execution.Nope)",
+            &json!({}),
+            &json!({"Execution": {}}),
+        )
+        .unwrap_err();
         assert_eq!(err.error, "States.IntrinsicFailure");
         assert_contains(&err.cause, &["$$.Execution.Nope", "context object"]);
         // inside a nested call the failure names the inner function
@@ -1007,12 +1177,24 @@ mod tests {
     fn format_fills_placeholders() {
         let data = json!({"name": "Arnav", "template": "Hello, my name is {}."});
         assert_eq!(
-            eval("States.Format('Hello, my name is {}.', $.name)", data.clone()),
+            eval(
+                "States.Format('Hello, my name is {}.', $.name)",
+                data.clone()
+            ),
             json!("Hello, my name is Arnav.")
         );
-        assert_eq!(eval("States.Format($.template, $.name)", data), json!("Hello, my name is Arnav."));
-        assert_eq!(eval("States.Format('no placeholders')", json!({})), json!("no placeholders"));
-        assert_eq!(eval("States.Format('{}{}-{}', 'a', 'b', 'c')", json!({})), json!("ab-c"));
+        assert_eq!(
+            eval("States.Format($.template, $.name)", data),
+            json!("Hello, my name is Arnav.")
+        );
+        assert_eq!(
+            eval("States.Format('no placeholders')", json!({})),
+            json!("no placeholders")
+        );
+        assert_eq!(
+            eval("States.Format('{}{}-{}', 'a', 'b', 'c')", json!({})),
+            json!("ab-c")
+        );
     }
 
     #[test]
@@ -1026,10 +1208,19 @@ mod tests {
 
     #[test]
     fn format_escaped_braces_are_not_placeholders() {
-        assert_eq!(eval(r"States.Format('\{\} {} \{x\}', 'v')", json!({})), json!("{} v {x}"));
-        assert_eq!(eval(r"States.Format('it\'s {}', 'me')", json!({})), json!("it's me"));
+        assert_eq!(
+            eval(r"States.Format('\{\} {} \{x\}', 'v')", json!({})),
+            json!("{} v {x}")
+        );
+        assert_eq!(
+            eval(r"States.Format('it\'s {}', 'me')", json!({})),
+            json!("it's me")
+        );
         // escaped braces do not count towards the arity check either
-        assert_contains(&parse_err(r"States.Format('\{\}', 'v')"), &["0 '{}' placeholders", "1 was given"]);
+        assert_contains(
+            &parse_err(r"States.Format('\{\}', 'v')"),
+            &["0 '{}' placeholders", "1 was given"],
+        );
     }
 
     #[test]
@@ -1038,7 +1229,10 @@ mod tests {
             &parse_err("States.Format('{} {}', 'a')"),
             &["States.Format", "2 '{}' placeholders", "1 was given"],
         );
-        assert_contains(&parse_err("States.Format('x', 'a')"), &["0 '{}' placeholders"]);
+        assert_contains(
+            &parse_err("States.Format('x', 'a')"),
+            &["0 '{}' placeholders"],
+        );
         // with a template read from the input the check happens at evaluation
         assert_contains(
             &eval_err("States.Format($.t, 1, 2)", json!({"t": "{}"})),
@@ -1057,7 +1251,13 @@ mod tests {
 
     #[test]
     fn format_with_nested_calls() {
-        assert_eq!(eval("States.Format('{}', States.ArrayLength($.a))", json!({"a": [1, 2, 3]})), json!("3"));
+        assert_eq!(
+            eval(
+                "States.Format('{}', States.ArrayLength($.a))",
+                json!({"a": [1, 2, 3]})
+            ),
+            json!("3")
+        );
         assert_eq!(
             eval(
                 "States.Format('{} has {} items', $.name, States.ArrayLength(States.ArrayUnique($.a)))",
@@ -1070,8 +1270,7 @@ mod tests {
     #[test]
     fn documented_nine_level_nesting_example() {
         let text = "States.Format('{}.{}.{}', States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit($.ImageRecipe.Arn, '/'), 2), '.'), 0), States.ArrayGetItem(States.StringSplit(States.ArrayGetItem(States.StringSplit($.ImageRecipe.Arn, '/'), 2), '.'), 1))";
-        let data =
-            json!({"ImageRecipe": {"Arn": "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/my-recipe/1.2.3"}});
+        let data = json!({"ImageRecipe": {"Arn": "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/my-recipe/1.2.3"}});
         // "1.2.3" split on '.' gives 1 and 2; the template has three placeholders but only two values
         assert!(Intrinsic::parse(text).is_err());
         let two = text.replacen("'{}.{}.{}'", "'{}.{}'", 1);
@@ -1082,8 +1281,17 @@ mod tests {
 
     #[test]
     fn string_to_json_parses() {
-        assert_eq!(eval("States.StringToJson($.s)", json!({"s": "{\"foo\": \"bar\"}"})), json!({"foo": "bar"}));
-        assert_eq!(eval("States.StringToJson('[1, 2.5, \"x\"]')", json!({})), json!([1, 2.5, "x"]));
+        assert_eq!(
+            eval(
+                "States.StringToJson($.s)",
+                json!({"s": "{\"foo\": \"bar\"}"})
+            ),
+            json!({"foo": "bar"})
+        );
+        assert_eq!(
+            eval("States.StringToJson('[1, 2.5, \"x\"]')", json!({})),
+            json!([1, 2.5, "x"])
+        );
         assert_eq!(eval("States.StringToJson('42')", json!({})), json!(42));
         assert_eq!(eval("States.StringToJson('  ')", json!({})), Value::Null);
         assert_contains(
@@ -1099,15 +1307,30 @@ mod tests {
     #[test]
     fn json_to_string_serializes_compactly() {
         assert_eq!(
-            eval("States.JsonToString($.o)", json!({"o": {"foo": "bar", "n": [1, 2]}})),
+            eval(
+                "States.JsonToString($.o)",
+                json!({"o": {"foo": "bar", "n": [1, 2]}})
+            ),
             json!(r#"{"foo":"bar","n":[1,2]}"#)
         );
-        assert_eq!(eval("States.JsonToString($.s)", json!({"s": "x"})), json!("\"x\""));
-        assert_eq!(eval("States.JsonToString(States.Array(1, 'a'))", json!({})), json!(r#"[1,"a"]"#));
+        assert_eq!(
+            eval("States.JsonToString($.s)", json!({"s": "x"})),
+            json!("\"x\"")
+        );
+        assert_eq!(
+            eval("States.JsonToString(States.Array(1, 'a'))", json!({})),
+            json!(r#"[1,"a"]"#)
+        );
         // round trip, keeping key order
         let o = json!({"z": 1, "a": {"m": null}});
-        assert_eq!(eval("States.StringToJson(States.JsonToString($))", o.clone()), o);
-        assert_contains(&eval_err("States.JsonToString($.nope)", json!({})), &["States.JsonToString", "$.nope"]);
+        assert_eq!(
+            eval("States.StringToJson(States.JsonToString($))", o.clone()),
+            o
+        );
+        assert_contains(
+            &eval_err("States.JsonToString($.nope)", json!({})),
+            &["States.JsonToString", "$.nope"],
+        );
     }
 
     #[test]
@@ -1147,9 +1370,15 @@ mod tests {
 
     #[test]
     fn array_builds_from_arguments() {
-        assert_eq!(eval("States.Array($.Id)", json!({"Id": 123456})), json!([123456]));
+        assert_eq!(
+            eval("States.Array($.Id)", json!({"Id": 123456})),
+            json!([123456])
+        );
         assert_eq!(eval("States.Array()", json!({})), json!([]));
-        assert_eq!(eval("States.Array(States.Array(1), 'x')", json!({})), json!([[1], "x"]));
+        assert_eq!(
+            eval("States.Array(States.Array(1), 'x')", json!({})),
+            json!([[1], "x"])
+        );
     }
 
     #[test]
@@ -1167,9 +1396,15 @@ mod tests {
             eval("States.ArrayPartition($.inputArray, 100)", data.clone()),
             json!([[1, 2, 3, 4, 5, 6, 7, 8, 9]])
         );
-        assert_eq!(eval("States.ArrayPartition(States.Array(), 2)", json!({})), json!([]));
+        assert_eq!(
+            eval("States.ArrayPartition(States.Array(), 2)", json!({})),
+            json!([])
+        );
         // a non-integer chunk size is rounded to the nearest integer
-        assert_eq!(eval("States.ArrayPartition($.inputArray, 4.6)", data), json!([[1, 2, 3, 4, 5], [6, 7, 8, 9]]));
+        assert_eq!(
+            eval("States.ArrayPartition($.inputArray, 4.6)", data),
+            json!([[1, 2, 3, 4, 5], [6, 7, 8, 9]])
+        );
     }
 
     #[test]
@@ -1179,9 +1414,18 @@ mod tests {
             &eval_err("States.ArrayPartition($.a, 0)", data.clone()),
             &["States.ArrayPartition", "positive"],
         );
-        assert_contains(&eval_err("States.ArrayPartition($.a, -1)", data.clone()), &["positive"]);
-        assert_contains(&eval_err("States.ArrayPartition($.a, 0.4)", data.clone()), &["positive"]);
-        assert_contains(&eval_err("States.ArrayPartition($.a, '2')", data.clone()), &["must be an integer"]);
+        assert_contains(
+            &eval_err("States.ArrayPartition($.a, -1)", data.clone()),
+            &["positive"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayPartition($.a, 0.4)", data.clone()),
+            &["positive"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayPartition($.a, '2')", data.clone()),
+            &["must be an integer"],
+        );
         assert_contains(
             &eval_err("States.ArrayPartition($.s, 2)", data),
             &["States.ArrayPartition", "must be an array", "string"],
@@ -1191,16 +1435,37 @@ mod tests {
     #[test]
     fn array_contains_compares_json_values() {
         let data = json!({"inputArray": [1, 2, 3, {"k": [1, {"x": null}]}, "s"], "lookingFor": 5});
-        assert_eq!(eval("States.ArrayContains($.inputArray, $.lookingFor)", data.clone()), json!(false));
-        assert_eq!(eval("States.ArrayContains($.inputArray, 3)", data.clone()), json!(true));
-        assert_eq!(eval("States.ArrayContains($.inputArray, 3.0)", data.clone()), json!(true));
-        assert_eq!(eval("States.ArrayContains($.inputArray, '3')", data.clone()), json!(false));
-        assert_eq!(eval("States.ArrayContains($.inputArray, 's')", data.clone()), json!(true));
+        assert_eq!(
+            eval(
+                "States.ArrayContains($.inputArray, $.lookingFor)",
+                data.clone()
+            ),
+            json!(false)
+        );
+        assert_eq!(
+            eval("States.ArrayContains($.inputArray, 3)", data.clone()),
+            json!(true)
+        );
+        assert_eq!(
+            eval("States.ArrayContains($.inputArray, 3.0)", data.clone()),
+            json!(true)
+        );
+        assert_eq!(
+            eval("States.ArrayContains($.inputArray, '3')", data.clone()),
+            json!(false)
+        );
+        assert_eq!(
+            eval("States.ArrayContains($.inputArray, 's')", data.clone()),
+            json!(true)
+        );
         assert_eq!(
             eval("States.ArrayContains($.inputArray, States.StringToJson('{\"k\":[1,{\"x\":null}]}'))", data.clone()),
             json!(true)
         );
-        assert_eq!(eval("States.ArrayContains(States.Array(), null)", data.clone()), json!(false));
+        assert_eq!(
+            eval("States.ArrayContains(States.Array(), null)", data.clone()),
+            json!(false)
+        );
         assert_contains(
             &eval_err("States.ArrayContains($.lookingFor, 5)", data),
             &["States.ArrayContains", "must be an array"],
@@ -1209,53 +1474,119 @@ mod tests {
 
     #[test]
     fn array_range_builds_ranges() {
-        assert_eq!(eval("States.ArrayRange(1, 9, 2)", json!({})), json!([1, 3, 5, 7, 9]));
-        assert_eq!(eval("States.ArrayRange(1, 10, 2)", json!({})), json!([1, 3, 5, 7, 9]));
-        assert_eq!(eval("States.ArrayRange(5, 1, -2)", json!({})), json!([5, 3, 1]));
-        assert_eq!(eval("States.ArrayRange(-2, 2, 1)", json!({})), json!([-2, -1, 0, 1, 2]));
+        assert_eq!(
+            eval("States.ArrayRange(1, 9, 2)", json!({})),
+            json!([1, 3, 5, 7, 9])
+        );
+        assert_eq!(
+            eval("States.ArrayRange(1, 10, 2)", json!({})),
+            json!([1, 3, 5, 7, 9])
+        );
+        assert_eq!(
+            eval("States.ArrayRange(5, 1, -2)", json!({})),
+            json!([5, 3, 1])
+        );
+        assert_eq!(
+            eval("States.ArrayRange(-2, 2, 1)", json!({})),
+            json!([-2, -1, 0, 1, 2])
+        );
         assert_eq!(eval("States.ArrayRange(3, 3, 5)", json!({})), json!([3]));
         // the step points away from the end: nothing to produce
         assert_eq!(eval("States.ArrayRange(1, 9, -1)", json!({})), json!([]));
         // non-integers are rounded to the nearest integer
-        assert_eq!(eval("States.ArrayRange(0.6, 3.4, 1.5)", json!({})), json!([1, 3]));
-        let v = eval("States.ArrayRange($.a, $.b, $.c)", json!({"a": 0, "b": 4, "c": 2}));
+        assert_eq!(
+            eval("States.ArrayRange(0.6, 3.4, 1.5)", json!({})),
+            json!([1, 3])
+        );
+        let v = eval(
+            "States.ArrayRange($.a, $.b, $.c)",
+            json!({"a": 0, "b": 4, "c": 2}),
+        );
         assert_eq!(v, json!([0, 2, 4]));
         assert!(v[1].is_i64());
     }
 
     #[test]
     fn array_range_limits() {
-        assert_eq!(eval("States.ArrayRange(1, 1000, 1)", json!({})).as_array().unwrap().len(), 1000);
-        assert_contains(&eval_err("States.ArrayRange(0, 1000, 1)", json!({})), &["States.ArrayRange", "1001", "1000"]);
-        assert_contains(&eval_err("States.ArrayRange(0, 9223372036854775807, 1)", json!({})), &["1000"]);
-        assert_contains(&eval_err("States.ArrayRange(1, 9, 0)", json!({})), &["States.ArrayRange", "step", "0"]);
-        assert_contains(&eval_err("States.ArrayRange(1, 9, 0.2)", json!({})), &["step"]);
-        assert_contains(&eval_err("States.ArrayRange('1', 9, 1)", json!({})), &["must be an integer"]);
+        assert_eq!(
+            eval("States.ArrayRange(1, 1000, 1)", json!({}))
+                .as_array()
+                .unwrap()
+                .len(),
+            1000
+        );
+        assert_contains(
+            &eval_err("States.ArrayRange(0, 1000, 1)", json!({})),
+            &["States.ArrayRange", "1001", "1000"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayRange(0, 9223372036854775807, 1)", json!({})),
+            &["1000"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayRange(1, 9, 0)", json!({})),
+            &["States.ArrayRange", "step", "0"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayRange(1, 9, 0.2)", json!({})),
+            &["step"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayRange('1', 9, 1)", json!({})),
+            &["must be an integer"],
+        );
     }
 
     #[test]
     fn array_get_item_indexes() {
         let data = json!({"inputArray": [1, 2, 3, 4, 5, 6, 7, 8, 9], "index": 5});
-        assert_eq!(eval("States.ArrayGetItem($.inputArray, $.index)", data.clone()), json!(6));
-        assert_eq!(eval("States.ArrayGetItem($.inputArray, 0)", data.clone()), json!(1));
-        assert_eq!(eval("States.ArrayGetItem($.inputArray, 8.0)", data.clone()), json!(9));
+        assert_eq!(
+            eval("States.ArrayGetItem($.inputArray, $.index)", data.clone()),
+            json!(6)
+        );
+        assert_eq!(
+            eval("States.ArrayGetItem($.inputArray, 0)", data.clone()),
+            json!(1)
+        );
+        assert_eq!(
+            eval("States.ArrayGetItem($.inputArray, 8.0)", data.clone()),
+            json!(9)
+        );
         assert_contains(
             &eval_err("States.ArrayGetItem($.inputArray, 9)", data.clone()),
             &["States.ArrayGetItem", "out of bounds", "9"],
         );
-        assert_contains(&eval_err("States.ArrayGetItem($.inputArray, -1)", data.clone()), &["non-negative integer"]);
-        assert_contains(&eval_err("States.ArrayGetItem($.inputArray, 1.5)", data.clone()), &["non-negative integer"]);
-        assert_contains(&eval_err("States.ArrayGetItem($.inputArray, '1')", data.clone()), &["non-negative integer"]);
-        assert_contains(&eval_err("States.ArrayGetItem($.index, 0)", data), &["must be an array"]);
+        assert_contains(
+            &eval_err("States.ArrayGetItem($.inputArray, -1)", data.clone()),
+            &["non-negative integer"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayGetItem($.inputArray, 1.5)", data.clone()),
+            &["non-negative integer"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayGetItem($.inputArray, '1')", data.clone()),
+            &["non-negative integer"],
+        );
+        assert_contains(
+            &eval_err("States.ArrayGetItem($.index, 0)", data),
+            &["must be an array"],
+        );
     }
 
     #[test]
     fn array_length_counts() {
         assert_eq!(
-            eval("States.ArrayLength($.inputArray)", json!({"inputArray": [1, 2, 3, 4, 5, 6, 7, 8, 9]})),
+            eval(
+                "States.ArrayLength($.inputArray)",
+                json!({"inputArray": [1, 2, 3, 4, 5, 6, 7, 8, 9]})
+            ),
             json!(9)
         );
-        assert_eq!(eval("States.ArrayLength(States.Array())", json!({})), json!(0));
+        assert_eq!(
+            eval("States.ArrayLength(States.Array())", json!({})),
+            json!(0)
+        );
         assert_contains(
             &eval_err("States.ArrayLength($.o)", json!({"o": {}})),
             &["States.ArrayLength", "must be an array", "object"],
@@ -1265,7 +1596,10 @@ mod tests {
     #[test]
     fn array_unique_keeps_first_occurrences() {
         assert_eq!(
-            eval("States.ArrayUnique($.inputArray)", json!({"inputArray": [1, 2, 3, 3, 3, 3, 3, 3, 4]})),
+            eval(
+                "States.ArrayUnique($.inputArray)",
+                json!({"inputArray": [1, 2, 3, 3, 3, 3, 3, 3, 4]})
+            ),
             json!([1, 2, 3, 4])
         );
         let v = eval(
@@ -1273,7 +1607,10 @@ mod tests {
             json!({"a": [3, "3", 1, 3, {"x": 1, "y": 2}, {"y": 2, "x": 1}, [1], [1], null, null, 1.0]}),
         );
         assert_eq!(v, json!([3, "3", 1, {"x": 1, "y": 2}, [1], null]));
-        assert_contains(&eval_err("States.ArrayUnique('abc')", json!({})), &["States.ArrayUnique", "must be an array"]);
+        assert_contains(
+            &eval_err("States.ArrayUnique('abc')", json!({})),
+            &["States.ArrayUnique", "must be an array"],
+        );
     }
 
     // --- encoding and hashing ------------------------------------------------------------------
@@ -1281,39 +1618,75 @@ mod tests {
     #[test]
     fn base64_round_trip() {
         assert_eq!(
-            eval("States.Base64Encode($.input)", json!({"input": "Data to encode"})),
+            eval(
+                "States.Base64Encode($.input)",
+                json!({"input": "Data to encode"})
+            ),
             json!("RGF0YSB0byBlbmNvZGU=")
         );
         assert_eq!(
-            eval("States.Base64Decode($.base64)", json!({"base64": "RGF0YSB0byBlbmNvZGU="})),
+            eval(
+                "States.Base64Decode($.base64)",
+                json!({"base64": "RGF0YSB0byBlbmNvZGU="})
+            ),
             json!("Data to encode")
         );
-        assert_eq!(eval("States.Base64Decode(States.Base64Encode('héllo ✓'))", json!({})), json!("héllo ✓"));
+        assert_eq!(
+            eval(
+                "States.Base64Decode(States.Base64Encode('héllo ✓'))",
+                json!({})
+            ),
+            json!("héllo ✓")
+        );
         assert_eq!(eval("States.Base64Encode('')", json!({})), json!(""));
         // padding is optional and MIME line breaks are ignored
-        assert_eq!(eval("States.Base64Decode('RGF0YQ')", json!({})), json!("Data"));
-        assert_eq!(eval("States.Base64Decode($.b)", json!({"b": "RGF0\r\nYQ=="})), json!("Data"));
+        assert_eq!(
+            eval("States.Base64Decode('RGF0YQ')", json!({})),
+            json!("Data")
+        );
+        assert_eq!(
+            eval("States.Base64Decode($.b)", json!({"b": "RGF0\r\nYQ=="})),
+            json!("Data")
+        );
     }
 
     #[test]
     fn base64_errors() {
         let long = "x".repeat(10_001);
-        assert_eq!(eval("States.Base64Encode($.s)", json!({"s": "x".repeat(10_000)})).as_str().unwrap().len(), 13_336);
+        assert_eq!(
+            eval("States.Base64Encode($.s)", json!({"s": "x".repeat(10_000)}))
+                .as_str()
+                .unwrap()
+                .len(),
+            13_336
+        );
         assert_contains(
             &eval_err("States.Base64Encode($.s)", json!({"s": long})),
             &["States.Base64Encode", "10001", "10000"],
         );
         assert_contains(
-            &eval_err("States.Base64Decode($.s)", json!({"s": "QUJD".repeat(2_501)})),
+            &eval_err(
+                "States.Base64Decode($.s)",
+                json!({"s": "QUJD".repeat(2_501)}),
+            ),
             &["States.Base64Decode", "10000"],
         );
         assert_contains(
             &eval_err("States.Base64Decode('not base64!')", json!({})),
             &["States.Base64Decode", "not valid Base64"],
         );
-        assert_contains(&eval_err("States.Base64Decode('/w==')", json!({})), &["UTF-8"]);
-        assert_contains(&eval_err("States.Base64Encode(1)", json!({})), &["States.Base64Encode", "must be a string"]);
-        assert_contains(&eval_err("States.Base64Decode(null)", json!({})), &["must be a string"]);
+        assert_contains(
+            &eval_err("States.Base64Decode('/w==')", json!({})),
+            &["UTF-8"],
+        );
+        assert_contains(
+            &eval_err("States.Base64Encode(1)", json!({})),
+            &["States.Base64Encode", "must be a string"],
+        );
+        assert_contains(
+            &eval_err("States.Base64Decode(null)", json!({})),
+            &["must be a string"],
+        );
     }
 
     #[test]
@@ -1332,10 +1705,16 @@ mod tests {
             ),
         ];
         for (algorithm, digest) in cases {
-            let v = eval("States.Hash($.Data, $.Algorithm)", json!({"Data": "abc", "Algorithm": algorithm}));
+            let v = eval(
+                "States.Hash($.Data, $.Algorithm)",
+                json!({"Data": "abc", "Algorithm": algorithm}),
+            );
             assert_eq!(v, json!(digest), "{algorithm}");
         }
-        assert_eq!(eval("States.Hash('', 'MD5')", json!({})), json!("d41d8cd98f00b204e9800998ecf8427e"));
+        assert_eq!(
+            eval("States.Hash('', 'MD5')", json!({})),
+            json!("d41d8cd98f00b204e9800998ecf8427e")
+        );
     }
 
     #[test]
@@ -1344,17 +1723,28 @@ mod tests {
             &eval_err("States.Hash('abc', 'SHA-3')", json!({})),
             &["States.Hash", "unknown hash algorithm", "SHA-3"],
         );
-        assert_contains(&eval_err("States.Hash('abc', 'sha-256')", json!({})), &["unknown hash algorithm"]);
+        assert_contains(
+            &eval_err("States.Hash('abc', 'sha-256')", json!({})),
+            &["unknown hash algorithm"],
+        );
         assert_contains(
             &eval_err("States.Hash($.o, 'MD5')", json!({"o": {"a": 1}})),
             &["States.Hash", "must be a string"],
         );
-        assert_contains(&eval_err("States.Hash('abc', 5)", json!({})), &["algorithm", "must be a string"]);
+        assert_contains(
+            &eval_err("States.Hash('abc', 5)", json!({})),
+            &["algorithm", "must be a string"],
+        );
         assert_contains(
             &eval_err("States.Hash($.s, 'MD5')", json!({"s": "é".repeat(10_001)})),
             &["States.Hash", "10001"],
         );
-        assert!(eval_with("States.Hash($.s, 'MD5')", &json!({"s": "é".repeat(10_000)}), &Value::Null).is_ok());
+        assert!(eval_with(
+            "States.Hash($.s, 'MD5')",
+            &json!({"s": "é".repeat(10_000)}),
+            &Value::Null
+        )
+        .is_ok());
     }
 
     // --- math --------------------------------------------------------------------------------------
@@ -1364,14 +1754,29 @@ mod tests {
         let v = eval("States.MathAdd(1, 2)", json!({}));
         assert_eq!(v, json!(3));
         assert!(v.is_i64());
-        assert_eq!(eval("States.MathAdd($.value1, $.step)", json!({"value1": 111, "step": -1})), json!(110));
-        assert_eq!(eval("States.MathAdd(2147483647, -2147483648)", json!({})), json!(-1));
+        assert_eq!(
+            eval(
+                "States.MathAdd($.value1, $.step)",
+                json!({"value1": 111, "step": -1})
+            ),
+            json!(110)
+        );
+        assert_eq!(
+            eval("States.MathAdd(2147483647, -2147483648)", json!({})),
+            json!(-1)
+        );
         // non-integers are rounded to the nearest integer (halves up)
         let v = eval("States.MathAdd(1.5, 2.2)", json!({}));
         assert_eq!(v, json!(4));
         assert!(v.is_i64());
         assert_eq!(eval("States.MathAdd(-1.5, 0)", json!({})), json!(-1));
-        assert_eq!(eval("States.MathAdd(States.ArrayLength($.a), 1)", json!({"a": [1, 2]})), json!(3));
+        assert_eq!(
+            eval(
+                "States.MathAdd(States.ArrayLength($.a), 1)",
+                json!({"a": [1, 2]})
+            ),
+            json!(3)
+        );
     }
 
     #[test]
@@ -1380,12 +1785,18 @@ mod tests {
             &eval_err("States.MathAdd(2147483648, 1)", json!({})),
             &["States.MathAdd", "-2147483648", "2147483647"],
         );
-        assert_contains(&eval_err("States.MathAdd(1, -2147483649)", json!({})), &["second argument", "range"]);
+        assert_contains(
+            &eval_err("States.MathAdd(1, -2147483649)", json!({})),
+            &["second argument", "range"],
+        );
         assert_contains(
             &eval_err("States.MathAdd('1', 2)", json!({})),
             &["States.MathAdd", "must be an integer", "string"],
         );
-        assert_contains(&eval_err("States.MathAdd(1, null)", json!({})), &["must be an integer"]);
+        assert_contains(
+            &eval_err("States.MathAdd(1, null)", json!({})),
+            &["must be an integer"],
+        );
     }
 
     #[test]
@@ -1410,8 +1821,12 @@ mod tests {
     #[test]
     fn math_random_with_seed_is_deterministic() {
         let call = Intrinsic::parse("States.MathRandom(1, 1000000, 42)").unwrap();
-        let a = call.eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        let b = call.eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        let a = call
+            .eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(1))
+            .unwrap();
+        let b = call
+            .eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(2))
+            .unwrap();
         assert_eq!(a, b);
         let n = a.as_i64().unwrap();
         assert!((1..1_000_000).contains(&n));
@@ -1424,8 +1839,12 @@ mod tests {
     #[test]
     fn math_random_without_seed_uses_the_given_rng() {
         let call = Intrinsic::parse("States.MathRandom(0, 1000000000)").unwrap();
-        let a = call.eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
-        let b = call.eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(9)).unwrap();
+        let a = call
+            .eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(9))
+            .unwrap();
+        let b = call
+            .eval(&json!({}), &Value::Null, &mut ChaCha8Rng::seed_from_u64(9))
+            .unwrap();
         assert_eq!(a, b);
         let mut r = ChaCha8Rng::seed_from_u64(9);
         let first = call.eval(&json!({}), &Value::Null, &mut r).unwrap();
@@ -1435,10 +1854,22 @@ mod tests {
 
     #[test]
     fn math_random_errors() {
-        assert_contains(&eval_err("States.MathRandom(5, 5)", json!({})), &["States.MathRandom", "greater than"]);
-        assert_contains(&eval_err("States.MathRandom(5, 1)", json!({})), &["greater than"]);
-        assert_contains(&eval_err("States.MathRandom('1', 5)", json!({})), &["start", "must be an integer"]);
-        assert_contains(&eval_err("States.MathRandom(1, 5, 'seed')", json!({})), &["seed", "must be an integer"]);
+        assert_contains(
+            &eval_err("States.MathRandom(5, 5)", json!({})),
+            &["States.MathRandom", "greater than"],
+        );
+        assert_contains(
+            &eval_err("States.MathRandom(5, 1)", json!({})),
+            &["greater than"],
+        );
+        assert_contains(
+            &eval_err("States.MathRandom('1', 5)", json!({})),
+            &["start", "must be an integer"],
+        );
+        assert_contains(
+            &eval_err("States.MathRandom(1, 5, 'seed')", json!({})),
+            &["seed", "must be an integer"],
+        );
     }
 
     // --- strings and identifiers -----------------------------------------------------------------
@@ -1446,7 +1877,10 @@ mod tests {
     #[test]
     fn string_split_on_any_delimiter_character() {
         assert_eq!(
-            eval("States.StringSplit($.inputString, $.splitter)", json!({"inputString": "1,2,3,4,5", "splitter": ","})),
+            eval(
+                "States.StringSplit($.inputString, $.splitter)",
+                json!({"inputString": "1,2,3,4,5", "splitter": ","})
+            ),
             json!(["1", "2", "3", "4", "5"])
         );
         assert_eq!(
@@ -1457,12 +1891,24 @@ mod tests {
             json!(["This", "is", "a", "test", "string"])
         );
         // empty pieces are dropped
-        assert_eq!(eval("States.StringSplit(',a,,b,', ',')", json!({})), json!(["a", "b"]));
+        assert_eq!(
+            eval("States.StringSplit(',a,,b,', ',')", json!({})),
+            json!(["a", "b"])
+        );
         assert_eq!(eval("States.StringSplit(',,,', ',')", json!({})), json!([]));
         assert_eq!(eval("States.StringSplit('', ',')", json!({})), json!([]));
-        assert_eq!(eval("States.StringSplit('a b', '')", json!({})), json!(["a b"]));
-        assert_eq!(eval("States.StringSplit('x→y→z', '→')", json!({})), json!(["x", "y", "z"]));
-        assert_eq!(eval(r"States.StringSplit('a{b}c', '\{\}')", json!({})), json!(["a", "b", "c"]));
+        assert_eq!(
+            eval("States.StringSplit('a b', '')", json!({})),
+            json!(["a b"])
+        );
+        assert_eq!(
+            eval("States.StringSplit('x→y→z', '→')", json!({})),
+            json!(["x", "y", "z"])
+        );
+        assert_eq!(
+            eval(r"States.StringSplit('a{b}c', '\{\}')", json!({})),
+            json!(["a", "b", "c"])
+        );
     }
 
     #[test]
@@ -1492,14 +1938,21 @@ mod tests {
         let a = call.eval(&json!({}), &Value::Null, &mut r).unwrap();
         let b = call.eval(&json!({}), &Value::Null, &mut r).unwrap();
         assert_ne!(a, b);
-        assert_eq!(eval("States.Format('id-{}', States.UUID())", json!({})), json!(format!("id-{text}")));
+        assert_eq!(
+            eval("States.Format('id-{}', States.UUID())", json!({})),
+            json!(format!("id-{text}"))
+        );
     }
 
     #[test]
     fn evaluation_errors_are_intrinsic_failures_naming_the_function() {
         let err = eval_with("States.ArrayLength($.a)", &json!({"a": 1}), &Value::Null).unwrap_err();
         assert_eq!(err.error, crate::error::names::INTRINSIC_FAILURE);
-        assert!(err.cause.starts_with("States.ArrayLength: "), "{}", err.cause);
+        assert!(
+            err.cause.starts_with("States.ArrayLength: "),
+            "{}",
+            err.cause
+        );
         assert!(!err.is_terminal());
         assert!(err.matched_by("States.ALL"));
     }

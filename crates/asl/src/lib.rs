@@ -5,16 +5,16 @@
 //! AWS's error-matching rules, Map and Parallel, a virtual clock, and a history shaped like
 //! `GetExecutionHistory`.
 
-pub mod error;
-pub mod path;
-pub mod intrinsic;
 pub mod choice;
+pub mod error;
+pub mod intrinsic;
+pub mod path;
 
 pub use error::StatesError;
+pub mod definition;
 pub mod executor;
 pub mod history;
-pub mod task;
-pub mod validate;
-pub mod definition;
 pub mod mock;
+pub mod task;
 pub mod template;
+pub mod validate;

@@ -69,35 +69,49 @@ impl MockTasks {
             .get("TestCases")
             .and_then(Value::as_object)
             .ok_or_else(|| format!("state machine {machine_name:?} has no \"TestCases\" object"))?;
-        let case = cases.get(test_case).and_then(Value::as_object).ok_or_else(|| {
-            format!(
-                "state machine {machine_name:?} has no test case {test_case:?} (it has: {})",
-                cases.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })?;
+        let case = cases
+            .get(test_case)
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                format!(
+                    "state machine {machine_name:?} has no test case {test_case:?} (it has: {})",
+                    cases.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
         let responses = config
             .get("MockedResponses")
             .and_then(Value::as_object)
             .ok_or("the mock config has no \"MockedResponses\" object")?;
         let mut by_state = HashMap::new();
         for (state, mock_name) in case {
-            let mock_name = mock_name
-                .as_str()
-                .ok_or_else(|| format!("test case {test_case:?}: state {state:?} must name a mocked response"))?;
+            let mock_name = mock_name.as_str().ok_or_else(|| {
+                format!("test case {test_case:?}: state {state:?} must name a mocked response")
+            })?;
             let spec = responses
                 .get(mock_name)
                 .and_then(Value::as_object)
-                .ok_or_else(|| format!("test case {test_case:?}: no mocked response named {mock_name:?}"))?;
+                .ok_or_else(|| {
+                    format!("test case {test_case:?}: no mocked response named {mock_name:?}")
+                })?;
             let mut ranges = Vec::new();
             for (key, r) in spec {
                 let (first, last) = parse_range(key).ok_or_else(|| {
                     format!("mocked response {mock_name:?}: {key:?} is not an invocation index like \"0\" or \"1-2\"")
                 })?;
-                ranges.push((first, last, parse_response(r).map_err(|e| format!("mocked response {mock_name:?}[{key}]: {e}"))?));
+                ranges.push((
+                    first,
+                    last,
+                    parse_response(r)
+                        .map_err(|e| format!("mocked response {mock_name:?}[{key}]: {e}"))?,
+                ));
             }
             by_state.insert(state.clone(), (mock_name.to_string(), Mock { ranges }));
         }
-        Ok(MockTasks { by_state, calls: Mutex::new(HashMap::new()), fallback })
+        Ok(MockTasks {
+            by_state,
+            calls: Mutex::new(HashMap::new()),
+            fallback,
+        })
     }
 }
 
@@ -119,8 +133,16 @@ fn parse_response(r: &Value) -> Result<Response, String> {
         return Ok(Response::Return(v.clone()));
     }
     if let Some(t) = r.get("Throw") {
-        let field = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        return Ok(Response::Throw(StatesError::new(field("Error"), field("Cause"))));
+        let field = |k: &str| {
+            t.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        return Ok(Response::Throw(StatesError::new(
+            field("Error"),
+            field("Cause"),
+        )));
     }
     Err("expected {\"Return\": ...} or {\"Throw\": {\"Error\", \"Cause\"}}".into())
 }

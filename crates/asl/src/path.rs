@@ -44,11 +44,19 @@ impl Path {
             return Err(format!("path {text:?} must start with '$'"));
         };
         if let Some(segments) = parse_reference(rest) {
-            return Ok(Path { text: text.to_string(), root, kind: PathKind::Reference(segments) });
+            return Ok(Path {
+                text: text.to_string(),
+                root,
+                kind: PathKind::Reference(segments),
+            });
         }
         let query = serde_json_path::JsonPath::parse(&format!("${rest}"))
             .map_err(|e| format!("invalid JSONPath {text:?}: {e}"))?;
-        Ok(Path { text: text.to_string(), root, kind: PathKind::Query(query) })
+        Ok(Path {
+            text: text.to_string(),
+            root,
+            kind: PathKind::Query(query),
+        })
     }
 
     /// Parses a path that must name exactly one node (ResultPath, ErrorPath, ...).
@@ -56,7 +64,9 @@ impl Path {
         let path = Path::parse(text)?;
         match path.kind {
             PathKind::Reference(_) => Ok(path),
-            PathKind::Query(_) => Err(format!("{text:?} is not a reference path (no wildcards, filters or slices allowed)")),
+            PathKind::Query(_) => Err(format!(
+                "{text:?} is not a reference path (no wildcards, filters or slices allowed)"
+            )),
         }
     }
 
@@ -73,9 +83,9 @@ impl Path {
         };
         match &self.kind {
             PathKind::Reference(segments) => get(doc, segments).cloned(),
-            PathKind::Query(query) => {
-                Some(Value::Array(query.query(doc).all().into_iter().cloned().collect()))
-            }
+            PathKind::Query(query) => Some(Value::Array(
+                query.query(doc).all().into_iter().cloned().collect(),
+            )),
         }
     }
 
@@ -105,7 +115,9 @@ impl Path {
                         obj.insert(k.clone(), value);
                         return Ok(());
                     }
-                    node = obj.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
+                    node = obj
+                        .entry(k.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
                 }
                 Segment::Index(n) => {
                     let arr = match node {
@@ -161,7 +173,9 @@ fn parse_reference(rest: &str) -> Option<Vec<Segment>> {
                     j += 1;
                 }
                 let name = &rest[start..j];
-                if name.is_empty() || name.contains(['*', '?', '(', ')', '@', ',', ':', ']', '\'', '"']) {
+                if name.is_empty()
+                    || name.contains(['*', '?', '(', ')', '@', ',', ':', ']', '\'', '"'])
+                {
                     return None;
                 }
                 out.push(Segment::Key(name.to_string()));
@@ -204,7 +218,10 @@ mod tests {
         assert!(p.is_reference());
         assert_eq!(p.select(&v, &Value::Null), Some(json!(true)));
         assert_eq!(Path::parse("$.a.x").unwrap().select(&v, &Value::Null), None);
-        assert_eq!(Path::parse("$").unwrap().select(&v, &Value::Null), Some(v.clone()));
+        assert_eq!(
+            Path::parse("$").unwrap().select(&v, &Value::Null),
+            Some(v.clone())
+        );
     }
 
     #[test]
@@ -220,7 +237,12 @@ mod tests {
     #[test]
     fn context_root() {
         let ctx = json!({"Execution": {"Name": "x"}});
-        assert_eq!(Path::parse("$$.Execution.Name").unwrap().select(&Value::Null, &ctx), Some(json!("x")));
+        assert_eq!(
+            Path::parse("$$.Execution.Name")
+                .unwrap()
+                .select(&Value::Null, &ctx),
+            Some(json!("x"))
+        );
     }
 
     #[test]
@@ -230,7 +252,10 @@ mod tests {
         assert_eq!(v, json!({"a": 1, "b": {"c": 2}}));
         assert!(Path::parse("$.a.x").unwrap().set(&mut v, json!(3)).is_err());
         let mut root = json!(1);
-        Path::parse("$").unwrap().set(&mut root, json!({"k": 1})).unwrap();
+        Path::parse("$")
+            .unwrap()
+            .set(&mut root, json!({"k": 1}))
+            .unwrap();
         assert_eq!(root, json!({"k": 1}));
     }
 

@@ -64,7 +64,11 @@ impl<I: FunctionInvoker> TaskHandler for LambdaTasks<I> {
                     ))
                 })?
                 .to_string();
-            let payload = request.parameters.get("Payload").cloned().unwrap_or(Value::Null);
+            let payload = request
+                .parameters
+                .get("Payload")
+                .cloned()
+                .unwrap_or(Value::Null);
             (function, payload)
         } else {
             (request.resource.clone(), request.parameters.clone())

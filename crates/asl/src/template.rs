@@ -40,14 +40,20 @@ impl Template {
                         fields.push((key.clone(), Template::parse(v)?));
                     }
                 }
-                if fields.iter().all(|(_, t)| matches!(t, Template::Literal(_))) {
+                if fields
+                    .iter()
+                    .all(|(_, t)| matches!(t, Template::Literal(_)))
+                {
                     Template::Literal(value.clone())
                 } else {
                     Template::Object(fields)
                 }
             }
             Value::Array(items) => {
-                let parts = items.iter().map(Template::parse).collect::<Result<Vec<_>, _>>()?;
+                let parts = items
+                    .iter()
+                    .map(Template::parse)
+                    .collect::<Result<Vec<_>, _>>()?;
                 if parts.iter().all(|t| matches!(t, Template::Literal(_))) {
                     Template::Literal(value.clone())
                 } else {
@@ -61,11 +67,22 @@ impl Template {
     /// Builds the payload. A `.$` path that selects nothing fails the state with
     /// States.Runtime and AWS's cause text: AWS and Step Functions Local report it that way
     /// (not as States.ParameterPathFailure), and moto agrees.
-    pub fn render(&self, data: &Value, context: &Value, rng: &mut dyn RngCore) -> Result<Value, StatesError> {
+    pub fn render(
+        &self,
+        data: &Value,
+        context: &Value,
+        rng: &mut dyn RngCore,
+    ) -> Result<Value, StatesError> {
         self.render_field(data, context, rng, "$")
     }
 
-    fn render_field(&self, data: &Value, context: &Value, rng: &mut dyn RngCore, key: &str) -> Result<Value, StatesError> {
+    fn render_field(
+        &self,
+        data: &Value,
+        context: &Value,
+        rng: &mut dyn RngCore,
+        key: &str,
+    ) -> Result<Value, StatesError> {
         Ok(match self {
             Template::Literal(v) => v.clone(),
             Template::Path(p) => p.select(data, context).ok_or_else(|| {

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rotor", version, about = "Safe, audited rotation of API keys and AWS IAM access keys")]
+#[command(
+    name = "rotor",
+    version,
+    about = "Safe, audited rotation of API keys and AWS IAM access keys"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

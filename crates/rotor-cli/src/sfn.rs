@@ -61,19 +61,32 @@ pub fn run(cmd: SfnCommand) -> Result<u8> {
 }
 
 fn read_text(path: &Path, what: &str) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| anyhow!("{what} {} is not valid UTF-8: {e}", path.display()))
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow!("{what} {} is not valid UTF-8: {e}", path.display()))
 }
 
 fn load_definition(path: &Path) -> Result<Value> {
     let text = read_text(path, "definition")?;
-    serde_json::from_str(&text).with_context(|| format!("definition {} is not valid JSON", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("definition {} is not valid JSON", path.display()))
 }
 
 fn print_diagnostics(file: &Path, diagnostics: &[Diagnostic]) {
     for d in diagnostics {
-        let state = d.state.as_deref().map(|s| format!(" in state '{s}'")).unwrap_or_default();
-        eprintln!("{}: {}{state} at {}: {}", file.display(), d.code, d.location, d.message);
+        let state = d
+            .state
+            .as_deref()
+            .map(|s| format!(" in state '{s}'"))
+            .unwrap_or_default();
+        eprintln!(
+            "{}: {}{state} at {}: {}",
+            file.display(),
+            d.code,
+            d.location,
+            d.message
+        );
     }
 }
 
@@ -81,23 +94,36 @@ fn validate_file(file: &Path, as_json: bool) -> Result<u8> {
     let definition = load_definition(file)?;
     let diagnostics = validate(&definition);
     if as_json {
-        println!("{}", json!({"valid": diagnostics.is_empty(), "diagnostics": diagnostics}));
+        println!(
+            "{}",
+            json!({"valid": diagnostics.is_empty(), "diagnostics": diagnostics})
+        );
     } else if diagnostics.is_empty() {
         println!("{}: valid", file.display());
     } else {
         print_diagnostics(file, &diagnostics);
         eprintln!("{}: {} problem(s)", file.display(), diagnostics.len());
     }
-    Ok(if diagnostics.is_empty() { exit::OK } else { exit::USAGE })
+    Ok(if diagnostics.is_empty() {
+        exit::OK
+    } else {
+        exit::USAGE
+    })
 }
 
 fn parse_input(arg: &str) -> Result<Value> {
     let (text, origin) = match arg.strip_prefix('@') {
-        Some(path) => (read_text(Path::new(path), "input file")?, format!("input file {path}")),
+        Some(path) => (
+            read_text(Path::new(path), "input file")?,
+            format!("input file {path}"),
+        ),
         None => (arg.to_string(), "--input".to_string()),
     };
     if text.len() > MAX_PAYLOAD_BYTES {
-        bail!("{origin} is {} bytes; Step Functions accepts at most {MAX_PAYLOAD_BYTES}", text.len());
+        bail!(
+            "{origin} is {} bytes; Step Functions accepts at most {MAX_PAYLOAD_BYTES}",
+            text.len()
+        );
     }
     serde_json::from_str(&text).with_context(|| format!("{origin} is not valid JSON"))
 }
@@ -120,8 +146,15 @@ impl TaskHandler for NoTasks {
 
 /// The mock config names state machines; a definition file `rotation.asl.json` is `rotation`.
 fn machine_name(file: &Path) -> String {
-    let stem = file.file_name().and_then(|s| s.to_str()).unwrap_or("StateMachine");
-    stem.split('.').next().filter(|s| !s.is_empty()).unwrap_or("StateMachine").to_string()
+    let stem = file
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("StateMachine");
+    stem.split('.')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("StateMachine")
+        .to_string()
 }
 
 fn run_file(args: RunArgs) -> Result<u8> {
@@ -130,7 +163,11 @@ fn run_file(args: RunArgs) -> Result<u8> {
         Ok(m) => m,
         Err(diagnostics) => {
             print_diagnostics(&args.file, &diagnostics);
-            bail!("{} is not a valid state machine ({} problem(s))", args.file.display(), diagnostics.len());
+            bail!(
+                "{} is not a valid state machine ({} problem(s))",
+                args.file.display(),
+                diagnostics.len()
+            );
         }
     };
     let input = parse_input(&args.input)?;
@@ -138,12 +175,19 @@ fn run_file(args: RunArgs) -> Result<u8> {
     let handler: Arc<dyn TaskHandler> = match (&args.mock_config, &args.test_case) {
         (Some(path), Some(case)) => {
             let text = read_text(path, "mock config")?;
-            let config: Value = serde_json::from_str(&text).with_context(|| format!("mock config {} is not valid JSON", path.display()))?;
-            Arc::new(MockTasks::from_config(&config, Some(&machine_name), case, None).map_err(|e| anyhow!("mock config {}: {e}", path.display()))?)
+            let config: Value = serde_json::from_str(&text)
+                .with_context(|| format!("mock config {} is not valid JSON", path.display()))?;
+            Arc::new(
+                MockTasks::from_config(&config, Some(&machine_name), case, None)
+                    .map_err(|e| anyhow!("mock config {}: {e}", path.display()))?,
+            )
         }
         _ => Arc::new(NoTasks),
     };
-    let name = args.name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     if name.is_empty() || name.len() > 80 {
         bail!("--name must be 1 to 80 characters, got {}", name.len());
     }
@@ -154,14 +198,20 @@ fn run_file(args: RunArgs) -> Result<u8> {
     if !args.json {
         options.observer = Some(Arc::new(print_event));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let outcome = runtime.block_on(execute(&machine, input, options));
     if args.json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else {
         print_outcome(&outcome);
     }
-    Ok(if outcome.status == Status::Succeeded { exit::OK } else { exit::FAILED })
+    Ok(if outcome.status == Status::Succeeded {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 /// One line per state transition, as it happens.
@@ -169,12 +219,23 @@ fn print_event(event: &Value) {
     let ty = event["type"].as_str().unwrap_or_default();
     let at = event["timestamp"].as_str().unwrap_or_default();
     let line = if let Some(d) = event.get("stateEnteredEventDetails") {
-        format!("{at}  -> {} ({})", d["name"].as_str().unwrap_or_default(), ty.trim_end_matches("StateEntered"))
+        format!(
+            "{at}  -> {} ({})",
+            d["name"].as_str().unwrap_or_default(),
+            ty.trim_end_matches("StateEntered")
+        )
     } else if let Some(d) = event.get("stateExitedEventDetails") {
         format!("{at}  <- {}", d["name"].as_str().unwrap_or_default())
     } else if ty.ends_with("Failed") || ty.ends_with("TimedOut") {
-        let d = event.as_object().and_then(|o| o.iter().find(|(k, _)| k.ends_with("EventDetails")).map(|(_, v)| v.clone()));
-        let error = d.as_ref().and_then(|d| d["error"].as_str().map(str::to_string)).unwrap_or_default();
+        let d = event.as_object().and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.ends_with("EventDetails"))
+                .map(|(_, v)| v.clone())
+        });
+        let error = d
+            .as_ref()
+            .and_then(|d| d["error"].as_str().map(str::to_string))
+            .unwrap_or_default();
         format!("{at}     {ty} {error}")
     } else {
         return;
@@ -185,9 +246,15 @@ fn print_event(event: &Value) {
 
 fn print_outcome(outcome: &Outcome) {
     let status = serde_json::to_value(outcome.status).ok();
-    println!("status: {}", status.as_ref().and_then(Value::as_str).unwrap_or_default());
+    println!(
+        "status: {}",
+        status.as_ref().and_then(Value::as_str).unwrap_or_default()
+    );
     match &outcome.output {
-        Some(output) => println!("output: {}", serde_json::to_string_pretty(output).unwrap_or_default()),
+        Some(output) => println!(
+            "output: {}",
+            serde_json::to_string_pretty(output).unwrap_or_default()
+        ),
         None => {
             println!("error: {}", outcome.error.as_deref().unwrap_or("(none)"));
             println!("cause: {}", outcome.cause.as_deref().unwrap_or("(none)"));

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn rotor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rotor")).args(args).output().expect("rotor runs")
+    Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(args)
+        .output()
+        .expect("rotor runs")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -37,7 +40,12 @@ fn validate_reports_codes_and_exit_status() {
     let dir = scratch("validate");
     let good = write(&dir, "good.asl.json", counter().to_string().as_bytes());
     let out = rotor(&["sfn", "validate", &good]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let bad = json!({"StartAt": "Nowhere", "States": {"A": {"Type": "Pass", "Next": "Gone"}}});
     let bad = write(&dir, "bad.asl.json", bad.to_string().as_bytes());
@@ -59,12 +67,19 @@ fn jsonata_is_rejected_not_half_run() {
     let dir = scratch("jsonata");
     let def = json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "Output": "{% 1 + 1 %}", "End": true}}});
     let file = write(&dir, "jsonata.asl.json", def.to_string().as_bytes());
-    for args in [vec!["sfn", "validate", &file], vec!["sfn", "run", &file, "--json"]] {
+    for args in [
+        vec!["sfn", "validate", &file],
+        vec!["sfn", "run", &file, "--json"],
+    ] {
         let out = rotor(&args);
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("JSONata"), "{stderr}");
-        assert!(out.stdout.is_empty(), "nothing ran: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "nothing ran: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -72,8 +87,22 @@ fn jsonata_is_rejected_not_half_run() {
 fn run_json_is_one_document_and_exit_codes_follow_status() {
     let dir = scratch("run");
     let file = write(&dir, "counter.asl.json", counter().to_string().as_bytes());
-    let out = rotor(&["sfn", "run", &file, "--input", r#"{"i": 0, "limit": 3}"#, "--name", "n1", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotor(&[
+        "sfn",
+        "run",
+        &file,
+        "--input",
+        r#"{"i": 0, "limit": 3}"#,
+        "--name",
+        "n1",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("exactly one JSON document");
     assert_eq!(doc["status"], "SUCCEEDED");
     assert_eq!(doc["output"], json!({"i": 3, "limit": 3}));
@@ -83,7 +112,8 @@ fn run_json_is_one_document_and_exit_codes_follow_status() {
     assert_eq!(events[0]["type"], "ExecutionStarted");
     assert_eq!(events.last().unwrap()["type"], "ExecutionSucceeded");
 
-    let fail = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E.x", "Cause": "c"}}});
+    let fail =
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E.x", "Cause": "c"}}});
     let ffile = write(&dir, "fail.asl.json", fail.to_string().as_bytes());
     let out = rotor(&["sfn", "run", &ffile, "--json"]);
     assert_eq!(out.status.code(), Some(1));
@@ -117,7 +147,11 @@ fn bad_input_is_a_usage_error_naming_the_problem() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("262144"));
 
     let out = rotor(&["sfn", "run", &file, "--test-case", "x"]);
-    assert_eq!(out.status.code(), Some(2), "--test-case needs --mock-config");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--test-case needs --mock-config"
+    );
 }
 
 #[test]
@@ -166,19 +200,55 @@ fn mock_config_drives_retries_and_failures() {
         }
     });
     let cfg = write(&dir, "mocks.json", config.to_string().as_bytes());
-    let out = rotor(&["sfn", "run", &file, "--mock-config", &cfg, "--test-case", "Flaky", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotor(&[
+        "sfn",
+        "run",
+        &file,
+        "--mock-config",
+        &cfg,
+        "--test-case",
+        "Flaky",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["output"], json!({"valid": true}));
-    let failed = doc["events"].as_array().unwrap().iter().filter(|e| e["type"] == "TaskFailed").count();
+    let failed = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "TaskFailed")
+        .count();
     assert_eq!(failed, 2);
 
-    let out = rotor(&["sfn", "run", &file, "--mock-config", &cfg, "--test-case", "Bad", "--json"]);
+    let out = rotor(&[
+        "sfn",
+        "run",
+        &file,
+        "--mock-config",
+        &cfg,
+        "--test-case",
+        "Bad",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["error"], "Candidate.Invalid");
 
-    let out = rotor(&["sfn", "run", &file, "--mock-config", &cfg, "--test-case", "Nope"]);
+    let out = rotor(&[
+        "sfn",
+        "run",
+        &file,
+        "--mock-config",
+        &cfg,
+        "--test-case",
+        "Nope",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no test case \"Nope\""));
 }
