@@ -252,3 +252,41 @@ fn mock_config_drives_retries_and_failures() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no test case \"Nope\""));
 }
+
+/// The README's example: keep it true.
+#[test]
+fn readme_example_runs_both_test_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../statemachine/examples");
+    let def = root.join("probe-with-retries.asl.json");
+    let input = format!("@{}", root.join("probe-with-retries.input.json").display());
+    let mocks = root.join("probe-with-retries.mocks.json");
+    let run = |case: &str| {
+        rotor(&[
+            "sfn",
+            "run",
+            def.to_str().unwrap(),
+            "--input",
+            &input,
+            "--mock-config",
+            mocks.to_str().unwrap(),
+            "--test-case",
+            case,
+            "--json",
+        ])
+    };
+    let out = run("NotReadyThenValid");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["output"]["probe"], json!({"valid": true}));
+    assert_eq!(doc["output"]["replicas"].as_array().unwrap().len(), 3);
+    let out = run("Rejected");
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"], "Probe.Rejected");
+    assert_eq!(doc["cause"], "vendor answered 401");
+}
