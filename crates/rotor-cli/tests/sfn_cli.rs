@@ -290,3 +290,43 @@ fn readme_example_runs_both_test_cases() {
     assert_eq!(doc["error"], "Probe.Rejected");
     assert_eq!(doc["cause"], "vendor answered 401");
 }
+
+/// `rotor sfn validate` rejects each broken definition of the validator's corpus with its codes.
+#[test]
+fn validate_rejects_the_broken_corpus_with_the_right_codes() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../asl/tests/invalid");
+    let dir = scratch("corpus");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let file = write(
+            &dir,
+            path.file_name().unwrap().to_str().unwrap(),
+            case["definition"].to_string().as_bytes(),
+        );
+        let out = rotor(&["sfn", "validate", &file, "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{} must be rejected",
+            path.display()
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let codes: Vec<&str> = doc["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["code"].as_str())
+            .collect();
+        for want in case["expect"].as_array().unwrap() {
+            assert!(
+                codes.contains(&want.as_str().unwrap()),
+                "{}: expected {want}, got {codes:?}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "corpus too small: {checked}");
+}
