@@ -12,6 +12,7 @@ use crate::history::{EventLog, HistoryEvent};
 use crate::task::{TaskHandler, TaskRequest};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::future::{join_all, BoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -149,6 +150,8 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
         last: 0,
     };
     let input_text = input.to_string();
+    // ExecutionStartedEventDetails has no state machine ARN (service model: input,
+    // inputDetails, roleArn and the alias/version ARNs).
     let _ = run.emit(
         &mut line,
         "ExecutionStarted",
@@ -156,9 +159,10 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
             "input": input_text,
             "inputDetails": {"truncated": false},
             "roleArn": run.execution["RoleArn"],
-            "stateMachineArn": sm_arn,
         }),
     );
+    // As in histories recorded on AWS, the first state's entry has previousEventId 0.
+    line.last = 0;
     let (result, mut end) = run.run_graph(machine, input, line).await;
     if run.real_time {
         end.now = Utc::now();
@@ -215,7 +219,9 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
 struct Transition {
     next: Option<String>,
     output: Value,
-    /// False when a Catcher took over: Step Functions records no "Exited" event then.
+    /// False for a state that records no "Exited" event (none today: Fail ends the line
+    /// with an error, and a state whose Catcher took over still exits with the Catcher's
+    /// output, as histories recorded on AWS show).
     exited: bool,
 }
 
@@ -294,6 +300,7 @@ fn is_bare_lambda(resource: &str) -> bool {
 impl Run {
     fn emit(&self, line: &mut Line, ty: &str, details: Value) -> Result<(), Stop> {
         let now = if self.real_time { Utc::now() } else { line.now };
+        line.now = now;
         line.last = self
             .log
             .push(now, line.last, ty, details)
@@ -634,7 +641,7 @@ impl Run {
         Ok(Transition {
             next: Some(catcher.next.clone()),
             output,
-            exited: false,
+            exited: true,
         })
     }
 
@@ -764,32 +771,26 @@ impl Run {
                 match tokio::time::timeout(std::time::Duration::from_secs(secs), call).await {
                     Ok(r) => r,
                     Err(_) => {
-                        let (error, cause) = if is_heartbeat {
-                            (
-                                names::HEARTBEAT_TIMEOUT,
-                                format!("The task sent no heartbeat for {secs} seconds."),
-                            )
+                        let error = if is_heartbeat {
+                            names::HEARTBEAT_TIMEOUT
                         } else {
-                            (
-                                names::TIMEOUT,
-                                format!("The task did not finish within {secs} seconds."),
-                            )
+                            names::TIMEOUT
                         };
                         if !self.real_time {
                             line.now += Duration::seconds(secs as i64);
                         }
-                        let ty = if bare {
-                            "LambdaFunctionTimedOut"
+                        // As recorded on AWS: the timed-out event names the error but has no
+                        // cause, and the error a Catcher sees has an empty Cause.
+                        let (ty, d) = if bare {
+                            ("LambdaFunctionTimedOut", json!({"error": error}))
                         } else {
-                            "TaskTimedOut"
+                            (
+                                "TaskTimedOut",
+                                json!({"resourceType": rtype, "resource": rname, "error": error}),
+                            )
                         };
-                        let mut d = json!({"error": error, "cause": cause});
-                        if !bare {
-                            d["resourceType"] = json!(rtype);
-                            d["resource"] = json!(rname);
-                        }
                         self.emit(line, ty, d)?;
-                        return Err(StatesError::new(error, cause).into());
+                        return Err(StatesError::new(error, "").into());
                     }
                 }
             }
@@ -861,13 +862,15 @@ impl Run {
         Ok(Value::Array(outputs))
     }
 
-    /// After concurrent lines end, the parent continues from the latest of them.
+    /// After concurrent lines end, the parent continues from the one that ended last: its
+    /// clock reading and its last event (on a tie in time, the event recorded last).
     fn join_lines(&self, line: &mut Line, ends: impl Iterator<Item = Line>) {
-        for end in ends {
+        let latest = ends.max_by_key(|end| (end.now, end.last));
+        if let Some(end) = latest {
             if end.now > line.now {
                 line.now = end.now;
             }
-            line.last = line.last.max(end.last);
+            line.last = end.last;
         }
     }
 
@@ -931,57 +934,72 @@ impl Run {
         let start = *line;
         let mut outputs: Vec<Option<Value>> = vec![None; inputs.len()];
         let mut failure: Option<Stop> = None;
-        let mut slots = vec![start; width.min(inputs.len()).max(1)];
-        let mut pending = inputs.into_iter().enumerate().peekable();
-        // Iterations run in waves of at most `width`; each takes the slot that frees first,
-        // so a virtual clock shows MaxConcurrency the way AWS would.
-        while pending.peek().is_some() && failure.is_none() {
-            let mut wave = Vec::new();
-            for slot in 0..slots.len() {
-                if let Some((i, input)) = pending.next() {
-                    wave.push((slot, i, input));
+        let run_item = |i: usize, input: Value, mut l: Line| {
+            let name = state.name.clone();
+            async move {
+                if let Err(e) = self.emit(
+                    &mut l,
+                    "MapIterationStarted",
+                    json!({"name": name, "index": i}),
+                ) {
+                    return (i, Err(e), l);
                 }
+                let (r, mut end) = self.run_graph(processor, input, l).await;
+                let ty = if r.is_ok() {
+                    "MapIterationSucceeded"
+                } else {
+                    "MapIterationFailed"
+                };
+                let r = match self.emit(&mut end, ty, json!({"name": name, "index": i})) {
+                    Ok(()) => r,
+                    Err(e) => Err(e),
+                };
+                (i, r, end)
             }
-            let runs = wave.into_iter().map(|(slot, i, input)| {
-                let mut l = slots[slot];
+        };
+        // At most `width` iterations run at once; in item order, each takes the slot that
+        // frees first. On a virtual clock an iteration may only start once no running
+        // iteration could still free a slot earlier (each running one ends no earlier than it
+        // started), so the clock shows what AWS would: iterations without Waits or retries
+        // still run together, since they all end when they start.
+        let mut free = vec![start; width.min(inputs.len()).max(1)];
+        let mut running_since: Vec<(usize, DateTime<Utc>)> = Vec::new();
+        let mut running = FuturesUnordered::new();
+        let mut pending = inputs.into_iter().enumerate().peekable();
+        loop {
+            while failure.is_none() && pending.peek().is_some() && !free.is_empty() {
+                let (slot, _) = free
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, l)| (l.now, l.last))
+                    .expect("a free slot");
+                let mut l = free[slot];
                 if l.now < start.now {
                     l.now = start.now;
                 }
-                async move {
-                    let name = state.name.clone();
-                    if let Err(e) = self.emit(
-                        &mut l,
-                        "MapIterationStarted",
-                        json!({"name": name, "index": i}),
-                    ) {
-                        return (slot, i, Err(e), l);
-                    }
-                    let (r, mut end) = self.run_graph(processor, input, l).await;
-                    let ty = if r.is_ok() {
-                        "MapIterationSucceeded"
-                    } else {
-                        "MapIterationFailed"
-                    };
-                    let r = match self.emit(&mut end, ty, json!({"name": name, "index": i})) {
-                        Ok(()) => r,
-                        Err(e) => Err(e),
-                    };
-                    (slot, i, r, end)
+                if !self.real_time && running_since.iter().any(|(_, since)| *since < l.now) {
+                    break;
                 }
-            });
-            for (slot, i, r, end) in join_all(runs).await {
-                slots[slot] = end;
-                match r {
-                    Ok(v) => outputs[i] = Some(v),
-                    Err(stop) => {
-                        if failure.is_none() {
-                            failure = Some(stop);
-                        }
+                free.swap_remove(slot);
+                let (i, input) = pending.next().expect("a pending item");
+                running_since.push((i, l.now));
+                running.push(run_item(i, input, l));
+            }
+            let Some((i, r, end)) = running.next().await else {
+                break;
+            };
+            running_since.retain(|(j, _)| *j != i);
+            free.push(end);
+            match r {
+                Ok(v) => outputs[i] = Some(v),
+                Err(stop) => {
+                    if failure.is_none() {
+                        failure = Some(stop);
                     }
                 }
             }
         }
-        self.join_lines(line, slots.into_iter());
+        self.join_lines(line, free.into_iter());
         if let Some(stop) = failure {
             self.emit(line, "MapStateFailed", Value::Null)?;
             return Err(stop);

@@ -74,17 +74,60 @@ impl<I: FunctionInvoker> TaskHandler for LambdaTasks<I> {
             (request.resource.clone(), request.parameters.clone())
         };
         match self.invoker.invoke(&function, payload).await {
-            Ok(result) if optimized => Ok(json!({
-                "ExecutedVersion": "$LATEST",
-                "Payload": result,
-                "SdkHttpMetadata": {"HttpStatusCode": 200},
-                "SdkResponseMetadata": {},
-                "StatusCode": 200,
-            })),
+            Ok(result) if optimized => Ok(invoke_result(result, &request_id(&request))),
             Ok(result) => Ok(result),
             Err(e) => Err(function_error(&e)),
         }
     }
+}
+
+/// The result of the optimized `lambda:invoke` integration: the function's output under
+/// `Payload`, wrapped in the Lambda Invoke response metadata, as the Step Functions developer
+/// guide shows it ("Invoke Lambda with Step Functions": `ExecutedVersion`, `Payload`,
+/// `SdkHttpMetadata` {`HttpHeaders`, `HttpStatusCode`}, `SdkResponseMetadata` {`RequestId`},
+/// `StatusCode`). Recent executions also carry `AllHttpHeaders` (each header as a list).
+pub fn invoke_result(payload: Value, request_id: &str) -> Value {
+    let headers = [
+        ("Connection", "keep-alive".to_string()),
+        ("Content-Length", payload.to_string().len().to_string()),
+        ("Content-Type", "application/json".to_string()),
+        ("X-Amz-Executed-Version", "$LATEST".to_string()),
+        ("x-amzn-Remapped-Content-Length", "0".to_string()),
+        ("x-amzn-RequestId", request_id.to_string()),
+    ];
+    let all: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!([v])))
+        .collect();
+    let single: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    json!({
+        "ExecutedVersion": "$LATEST",
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": all,
+            "HttpHeaders": single,
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200,
+    })
+}
+
+/// A request id for one invocation: a UUID derived from the execution, the state, its entry
+/// time, the attempt and the parameters, so that a seeded run is reproducible.
+fn request_id(request: &TaskRequest) -> String {
+    let key = format!(
+        "{}|{}|{}|{}|{}",
+        request.context["Execution"]["Id"],
+        request.state_name,
+        request.context["State"]["EnteredTime"],
+        request.retry_count,
+        request.parameters
+    );
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string()
 }
 
 /// Step Functions reports a function error with Error = errorType and Cause = the error JSON.
