@@ -669,6 +669,10 @@ impl Run {
                         timeout,
                         heartbeat,
                     } => {
+                        // TimeoutSecondsPath/HeartbeatSecondsPath read the state's input, as
+                        // the AWS docs word it and LocalStack (tested against AWS) does.
+                        let timeout = self.seconds_from(timeout, raw, "TimeoutSeconds")?;
+                        let heartbeat = self.seconds_from(heartbeat, raw, "HeartbeatSeconds")?;
                         self.run_task(
                             state, resource, effective, text, timeout, heartbeat, line, ctx,
                         )
@@ -719,13 +723,11 @@ impl Run {
         resource: &str,
         parameters: Value,
         parameters_text: String,
-        timeout: &Option<Source<u64>>,
-        heartbeat: &Option<Source<u64>>,
+        timeout: Option<u64>,
+        heartbeat: Option<u64>,
         line: &mut Line,
         ctx: &Value,
     ) -> Result<Value, Stop> {
-        let timeout = self.seconds_from(timeout, &parameters, "TimeoutSeconds")?;
-        let heartbeat = self.seconds_from(heartbeat, &parameters, "HeartbeatSeconds")?;
         let bare = is_bare_lambda(resource);
         let (rtype, rname) = resource_parts(resource);
         if bare {

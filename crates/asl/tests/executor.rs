@@ -401,6 +401,17 @@ async fn timeout_seconds_path_reads_the_timeout_from_the_input() {
 }
 
 #[tokio::test]
+async fn timeout_seconds_path_reads_the_state_input_not_the_parameters() {
+    let def = json!({"StartAt": "Slow", "States": {"Slow": {
+        "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Parameters": {"cluster": "c"},
+        "TimeoutSecondsPath": "$.limit", "End": true
+    }}});
+    let o = run(def, json!({"limit": 1}), Arc::new(Sleeper(3000))).await;
+    assert_eq!(o.error.as_deref(), Some("States.Timeout"), "{:?}", o.cause);
+}
+
+#[tokio::test]
 async fn heartbeat_seconds_without_heartbeats_is_states_heartbeat_timeout() {
     let def = json!({"StartAt": "Slow", "States": {"Slow": lambda_task(json!({
         "TimeoutSeconds": 30, "HeartbeatSeconds": 1, "End": true
