@@ -1,0 +1,206 @@
+//! The execution input and every handler's input and output. They carry ids, names and KMS
+//! ciphertext only, never a secret value.
+//!
+//! Execution input (what `rotor rotate`, the schedule or GitHub Actions start the state machine with):
+//! ```json
+//! {"action": "rotate", "secret_id": "richesreach/development/openai_api_key",
+//!  "candidate_ciphertext": "AQICAHh...base64 KMS blob...", "requested_by": "github:alice", "reason": "quarterly"}
+//! ```
+//! `action` is `rotate` or `rollback`; `candidate_ciphertext` is required for vendor keys only.
+//!
+//! stage-pending: `{"execution_id": "arn:...:execution:rotation:x", "input": <execution input>}` ->
+//! ```json
+//! {"secret_id": "...", "kind": "vendor-api-key", "pending_version_id": "6f1c...", "previous_version_id": "a2b9...",
+//!  "waits": {"propagation_seconds": 10, "consumers_seconds": 60, "grace_seconds": 3600}, "app_probe": true}
+//! ```
+//! health-probe: `{"secret_id": "...", "version_id": "6f1c...", "target": "candidate"}` ->
+//! `{"target": "candidate", "valid": true, "skipped": false, "proof": "openai accepted the key (HTTP 200)"}`
+//!
+//! promote: `{"secret_id": "...", "pending_version_id": "6f1c...", "previous_version_id": "a2b9..."}` ->
+//! `{"secret_id": "...", "current_version_id": "6f1c...", "previous_version_id": "a2b9...", "changed": true}`
+//!
+//! rollback: `{"mode": "abandon" | "revert" | "manual", "secret_id": "...", "execution_id": "...", "staged": <stage-pending output, when there is one>}` ->
+//! `{"mode": "revert", "secret_id": "...", "current_version_id": "a2b9...", "changed": true}`
+//!
+//! audit-log: `{"execution_id": "...", "started_at": "...", "input": <execution input>, "staged": ..., "outcome": "rotated", "error": {"Error": "...", "Cause": "..."}}` ->
+//! `{"execution_id": "...", "outcome": "rotated"}`
+
+use crate::policy::Waits;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Rotate,
+    Rollback,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionInput {
+    pub action: Action,
+    pub secret_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_ciphertext: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagePendingInput {
+    pub execution_id: String,
+    pub input: ExecutionInput,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IamStaged {
+    pub user: String,
+    pub old_access_key_id: Option<String>,
+    pub new_access_key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagePendingOutput {
+    pub secret_id: String,
+    pub kind: String,
+    pub pending_version_id: String,
+    pub previous_version_id: String,
+    pub waits: Waits,
+    /// Whether an application health URL is configured (else the app probe is skipped).
+    pub app_probe: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<IamStaged>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeTarget {
+    /// The staged version, against the vendor, before promotion.
+    Candidate,
+    /// The application's health endpoint, after promotion.
+    Application,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthProbeInput {
+    pub secret_id: String,
+    pub version_id: String,
+    pub target: ProbeTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthProbeOutput {
+    pub target: ProbeTarget,
+    pub valid: bool,
+    pub skipped: bool,
+    pub proof: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteInput {
+    pub secret_id: String,
+    pub pending_version_id: String,
+    pub previous_version_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoteOutput {
+    pub secret_id: String,
+    pub current_version_id: String,
+    pub previous_version_id: String,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackMode {
+    /// Before promote: drop AWSPENDING (only this execution's) and undo what was created.
+    Abandon,
+    /// After promote: AWSCURRENT back to the version it left.
+    Revert,
+    /// Operator-requested: AWSCURRENT back to AWSPREVIOUS.
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackInput {
+    pub mode: RollbackMode,
+    pub secret_id: String,
+    pub execution_id: String,
+    #[serde(default)]
+    pub staged: Option<StagePendingOutput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackOutput {
+    pub mode: RollbackMode,
+    pub secret_id: String,
+    pub current_version_id: Option<String>,
+    /// The version AWSCURRENT left (revert/manual) or the AWSPENDING version dropped (abandon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_version_id: Option<String>,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevokeMode {
+    Deactivate,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeInput {
+    pub mode: RevokeMode,
+    pub secret_id: String,
+    pub staged: StagePendingOutput,
+    /// When the old key was deactivated (set by the deactivate step, read by delete).
+    #[serde(default)]
+    pub deactivated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeOutput {
+    pub mode: RevokeMode,
+    pub access_key_id: Option<String>,
+    pub deactivated_at: Option<String>,
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditInput {
+    pub execution_id: String,
+    pub started_at: String,
+    pub input: ExecutionInput,
+    #[serde(default)]
+    pub staged: Option<StagePendingOutput>,
+    /// `rotated`, `abandoned`, `rolled-back`, `manual-rollback` or `refused`.
+    pub outcome: String,
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+    /// The rollback step's output, when there was one (manual rollback's versions).
+    #[serde(default)]
+    pub rollback: Option<RollbackOutput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOutput {
+    pub execution_id: String,
+    pub outcome: String,
+}

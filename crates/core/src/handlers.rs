@@ -1,0 +1,321 @@
+//! The six handlers. Each is idempotent: invoked again with the same input after it succeeded,
+//! it changes nothing and answers the same.
+
+use crate::error::{Result, RotorError};
+use crate::events::*;
+use crate::policy::{Kind, Policy};
+use crate::ports::{candidate_context, AuditRecord, Metric, ProbeRequest, Services};
+use crate::probe;
+use crate::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES};
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
+use std::collections::BTreeMap;
+
+/// The ClientRequestToken (and so the version id) a rotation stages its candidate under:
+/// derived from the execution, so a retried or re-run step finds its own version.
+pub fn token_for(execution_id: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, execution_id.as_bytes()).to_string()
+}
+
+fn non_empty(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(RotorError::input(format!("{field} is empty")));
+    }
+    Ok(())
+}
+
+fn current_of(info: &SecretInfo) -> Result<&crate::secret::VersionInfo> {
+    info.version_with(AWSCURRENT)
+        .ok_or_else(|| RotorError::input(format!("secret {} has no AWSCURRENT version", info.id)))
+}
+
+fn staged_output(info: &SecretInfo, policy: &Policy, pending: &str, previous: &str) -> StagePendingOutput {
+    StagePendingOutput {
+        secret_id: info.id.clone(),
+        kind: policy.kind.as_str().to_string(),
+        pending_version_id: pending.to_string(),
+        previous_version_id: previous.to_string(),
+        waits: policy.waits,
+        app_probe: policy.app_health_url.is_some(),
+        iam: None,
+    }
+}
+
+fn generate(policy: &Policy) -> SecretValue {
+    let alphabet = policy.charset.alphabet();
+    let mut rng = rand::rngs::OsRng;
+    SecretValue::new((0..policy.length).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect::<String>())
+}
+
+async fn vendor_candidate(svc: &Services, input: &ExecutionInput) -> Result<SecretValue> {
+    let text = input.candidate_ciphertext.as_deref().ok_or_else(|| {
+        RotorError::input(format!(
+            "secret {} is a vendor-api-key: a rotation needs a candidate (KMS ciphertext in candidate_ciphertext)",
+            input.secret_id
+        ))
+    })?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| RotorError::candidate("candidate_ciphertext is not base64"))?;
+    svc.kms.decrypt(&blob, &candidate_context(&input.secret_id)).await
+}
+
+/// stage-pending: put the candidate on AWSPENDING under this execution's token.
+pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<StagePendingOutput> {
+    non_empty("execution_id", &req.execution_id)?;
+    non_empty("secret_id", &req.input.secret_id)?;
+    if req.input.action != Action::Rotate {
+        return Err(RotorError::input("stage-pending runs for action \"rotate\" only"));
+    }
+    let id = &req.input.secret_id;
+    let info = svc.store.describe(id).await?;
+    let policy = Policy::from_tags(id, &info.tags)?;
+    let token = token_for(&req.execution_id);
+    let current = current_of(&info)?;
+    // A re-run after this execution already staged (or even promoted) answers the same.
+    if current.version_id == token {
+        let previous = info.version_with(AWSPREVIOUS).map(|v| v.version_id.clone()).unwrap_or_default();
+        return Ok(staged_output(&info, &policy, &token, &previous));
+    }
+    if let Some(pending) = info.version_with(AWSPENDING) {
+        if pending.version_id == token {
+            return Ok(staged_output(&info, &policy, &token, &current.version_id));
+        }
+        return Err(RotorError::InProgress { secret_id: id.clone(), version_id: pending.version_id.clone() });
+    }
+    let candidate = match policy.kind {
+        Kind::VendorApiKey => vendor_candidate(svc, &req.input).await?,
+        Kind::Generated => {
+            if req.input.candidate_ciphertext.is_some() {
+                return Err(RotorError::input(format!(
+                    "secret {id} is of kind generated: rotor generates its value, a candidate is not accepted"
+                )));
+            }
+            generate(&policy)
+        }
+        Kind::IamAccessKey => {
+            return Err(RotorError::Unsupported(format!(
+                "secret {id}: rotation of iam-access-key secrets is not available yet"
+            )))
+        }
+    };
+    if candidate.is_empty() {
+        return Err(RotorError::candidate("the candidate is empty"));
+    }
+    if candidate.len() > MAX_SECRET_BYTES {
+        return Err(RotorError::candidate(format!(
+            "the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
+            candidate.len()
+        )));
+    }
+    let (_, current_value) = svc.store.get_value(id, &Version::Id(current.version_id.clone())).await?;
+    if current_value == candidate {
+        return Err(RotorError::candidate("the candidate is the current value: nothing would rotate"));
+    }
+    let version = svc.store.put_pending(id, &token, &candidate).await?;
+    Ok(staged_output(&info, &policy, &version, &current.version_id))
+}
+
+fn application_request(url: &str) -> ProbeRequest {
+    ProbeRequest { method: "GET", url: SecretValue::new(url), headers: vec![], body: None }
+}
+
+/// health-probe: prove a version works (candidate, before promote) or the application is
+/// healthy on AWSCURRENT (after promote).
+pub async fn health_probe(svc: &Services, req: HealthProbeInput) -> Result<HealthProbeOutput> {
+    non_empty("secret_id", &req.secret_id)?;
+    non_empty("version_id", &req.version_id)?;
+    let info = svc.store.describe(&req.secret_id).await?;
+    let policy = Policy::from_tags(&req.secret_id, &info.tags)?;
+    if !info.versions.iter().any(|v| v.version_id == req.version_id) {
+        return Err(RotorError::input(format!("secret {} has no version {}", req.secret_id, req.version_id)));
+    }
+    let skipped = |proof: String| HealthProbeOutput { target: req.target, valid: true, skipped: true, proof };
+    match req.target {
+        ProbeTarget::Candidate => {
+            let Some(name) = policy.probe.as_deref() else {
+                return Ok(skipped("no rotor:probe tag: the candidate probe was skipped".into()));
+            };
+            let (_, value) = svc.store.get_value(&req.secret_id, &Version::Id(req.version_id.clone())).await?;
+            let request = probe::request(name, policy.probe_url.as_deref(), &value)?;
+            let answer = svc.prober.send(&request).await?;
+            let proof = probe::judge(name, &answer)?;
+            Ok(HealthProbeOutput { target: req.target, valid: true, skipped: false, proof })
+        }
+        ProbeTarget::Application => {
+            let Some(url) = policy.app_health_url.as_deref() else {
+                return Ok(skipped("no rotor:app-health-url tag: the application probe was skipped".into()));
+            };
+            let answer = svc.prober.send(&application_request(url)).await?;
+            let proof = probe::judge("application", &answer)?;
+            Ok(HealthProbeOutput { target: req.target, valid: true, skipped: false, proof })
+        }
+    }
+}
+
+/// promote: move AWSCURRENT to the pending version if it is still where stage-pending saw it
+/// (AWSPREVIOUS follows), then clear AWSPENDING.
+pub async fn promote(svc: &Services, req: PromoteInput) -> Result<PromoteOutput> {
+    non_empty("secret_id", &req.secret_id)?;
+    non_empty("pending_version_id", &req.pending_version_id)?;
+    non_empty("previous_version_id", &req.previous_version_id)?;
+    let id = &req.secret_id;
+    let info = svc.store.describe(id).await?;
+    if !info.versions.iter().any(|v| v.version_id == req.pending_version_id) {
+        return Err(RotorError::input(format!("secret {id} has no version {}", req.pending_version_id)));
+    }
+    let current = current_of(&info)?.version_id.clone();
+    let mut changed = false;
+    if current != req.pending_version_id {
+        if current != req.previous_version_id {
+            return Err(RotorError::Conflict {
+                secret_id: id.clone(),
+                expected: req.previous_version_id.clone(),
+                found: current,
+            });
+        }
+        svc.store.update_stage(id, AWSCURRENT, Some(&req.pending_version_id), Some(&current)).await?;
+        changed = true;
+    }
+    if let Some(p) = info.version_with(AWSPENDING).filter(|p| p.version_id == req.pending_version_id) {
+        svc.store.update_stage(id, AWSPENDING, None, Some(&p.version_id)).await?;
+        changed = true;
+    }
+    Ok(PromoteOutput {
+        secret_id: id.clone(),
+        current_version_id: req.pending_version_id,
+        previous_version_id: req.previous_version_id,
+        changed,
+    })
+}
+
+/// rollback: abandon (before promote), revert (after promote) or plan a manual rollback.
+///
+/// `manual` only reads: it answers which version AWSCURRENT should go back to (the AWSPREVIOUS
+/// version) and the state machine then moves it with `promote`, whose compare-and-swap makes
+/// the move safe to retry. Doing the move here would flip the labels again on a retry.
+pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutput> {
+    non_empty("secret_id", &req.secret_id)?;
+    non_empty("execution_id", &req.execution_id)?;
+    let id = &req.secret_id;
+    let info = svc.store.describe(id).await?;
+    let current = current_of(&info)?.version_id.clone();
+    let out = |current_version_id: String, undone: Option<String>, changed: bool| RollbackOutput {
+        mode: req.mode,
+        secret_id: id.clone(),
+        current_version_id: Some(current_version_id),
+        undone_version_id: undone,
+        changed,
+    };
+    match req.mode {
+        RollbackMode::Abandon => {
+            let token = token_for(&req.execution_id);
+            let mut changed = false;
+            let mut now_current = current.clone();
+            if current == token {
+                // Promote went through before the failure: put AWSCURRENT back.
+                let previous = req
+                    .staged
+                    .as_ref()
+                    .map(|s| s.previous_version_id.clone())
+                    .or_else(|| info.version_with(AWSPREVIOUS).map(|v| v.version_id.clone()))
+                    .ok_or_else(|| RotorError::internal(format!("secret {id}: no version to put AWSCURRENT back on")))?;
+                svc.store.update_stage(id, AWSCURRENT, Some(&previous), Some(&token)).await?;
+                now_current = previous;
+                changed = true;
+            }
+            // Only this execution's AWSPENDING: another execution's candidate is not ours to drop.
+            if info.version_with(AWSPENDING).is_some_and(|p| p.version_id == token) {
+                svc.store.update_stage(id, AWSPENDING, None, Some(&token)).await?;
+                changed = true;
+            }
+            Ok(out(now_current, changed.then_some(token), changed))
+        }
+        RollbackMode::Revert => {
+            let staged = req.staged.as_ref().ok_or_else(|| RotorError::input("rollback revert needs the staged step's output"))?;
+            let mut changed = false;
+            if current == staged.pending_version_id {
+                svc.store.update_stage(id, AWSCURRENT, Some(&staged.previous_version_id), Some(&current)).await?;
+                changed = true;
+            } else if current != staged.previous_version_id {
+                return Err(RotorError::Conflict {
+                    secret_id: id.clone(),
+                    expected: staged.pending_version_id.clone(),
+                    found: current,
+                });
+            }
+            if info.version_with(AWSPENDING).is_some_and(|p| p.version_id == staged.pending_version_id) {
+                svc.store.update_stage(id, AWSPENDING, None, Some(&staged.pending_version_id)).await?;
+                changed = true;
+            }
+            Ok(out(staged.previous_version_id.clone(), Some(staged.pending_version_id.clone()), changed))
+        }
+        RollbackMode::Manual => {
+            if let Some(p) = info.version_with(AWSPENDING) {
+                return Err(RotorError::InProgress { secret_id: id.clone(), version_id: p.version_id.clone() });
+            }
+            let previous = info.version_with(AWSPREVIOUS).ok_or_else(|| {
+                RotorError::input(format!("secret {id} has no AWSPREVIOUS version: there is nothing to roll back to"))
+            })?;
+            Ok(out(previous.version_id.clone(), Some(current), false))
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// audit-log: one record per execution, and the metrics; never a value.
+pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
+    non_empty("execution_id", &req.execution_id)?;
+    const OUTCOMES: &[&str] = &["rotated", "abandoned", "rolled-back", "manual-rollback", "refused"];
+    if !OUTCOMES.contains(&req.outcome.as_str()) {
+        return Err(RotorError::input(format!("outcome {:?} is not one of {}", req.outcome, OUTCOMES.join(", "))));
+    }
+    let now = svc.clock.now();
+    let (old, new) = match (&req.rollback, &req.staged) {
+        (Some(r), _) if req.outcome == "manual-rollback" => (r.undone_version_id.clone(), r.current_version_id.clone()),
+        (_, Some(s)) if req.outcome == "rotated" => (Some(s.previous_version_id.clone()), Some(s.pending_version_id.clone())),
+        (_, Some(s)) => (Some(s.previous_version_id.clone()), None),
+        _ => (None, None),
+    };
+    let record = AuditRecord {
+        execution_id: req.execution_id.clone(),
+        secret_id: req.input.secret_id.clone(),
+        kind: req.staged.as_ref().map(|s| s.kind.clone()),
+        action: match req.input.action {
+            Action::Rotate => "rotate".into(),
+            Action::Rollback => "rollback".into(),
+        },
+        requested_by: req.input.requested_by.clone(),
+        reason: req.input.reason.clone(),
+        old_version_id: old,
+        new_version_id: new,
+        outcome: req.outcome.clone(),
+        error: req.error.as_ref().map(|e| e.error.clone()),
+        started_at: req.started_at.clone(),
+        finished_at: rfc3339(now),
+    };
+    svc.audit.record(&record).await?;
+    let dims = BTreeMap::from([("SecretId".to_string(), req.input.secret_id.clone())]);
+    let metric = |name: &str, value: f64, unit: &str| Metric {
+        name: name.into(),
+        value,
+        unit: unit.into(),
+        dimensions: dims.clone(),
+        timestamp: rfc3339(now),
+    };
+    let name = match req.outcome.as_str() {
+        "rotated" => "RotationSucceeded",
+        "rolled-back" | "manual-rollback" => "RotationRolledBack",
+        _ => "RotationFailed",
+    };
+    svc.audit.metric(&metric(name, 1.0, "Count")).await?;
+    if let Ok(started) = DateTime::parse_from_rfc3339(&req.started_at) {
+        let seconds = (now - started.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
+        svc.audit.metric(&metric("RotationDuration", seconds.max(0.0), "Seconds")).await?;
+    }
+    Ok(AuditOutput { execution_id: req.execution_id, outcome: req.outcome })
+}

@@ -1,0 +1,18 @@
+//! rotor-core: the rotation itself, free of any particular cloud or store.
+//!
+//! * [`events`]: the execution input and each handler's input/output (JSON examples there).
+//! * [`policy`]: the per-secret policy read from the secret's `rotor:*` tags.
+//! * [`ports`]: traits for the outside world (secret store, KMS, IAM, HTTP probes, audit, clock).
+//! * [`error`]: one error enum; every variant has a stable ASL error name.
+//! * [`handlers`]: stage-pending, health-probe, promote, rollback, audit-log (revoke-old-iam-key
+//!   arrives with IAM rotation).
+
+pub mod error;
+pub mod events;
+pub mod handlers;
+pub mod policy;
+pub mod ports;
+pub mod probe;
+pub mod secret;
+
+pub use error::{Result, RotorError};
