@@ -7,10 +7,17 @@ use thiserror::Error;
 pub enum RotorError {
     /// Another execution's candidate is staged (AWSPENDING) on this secret.
     #[error("secret {secret_id} has a rotation in flight: AWSPENDING is on version {version_id}, staged by another execution")]
-    InProgress { secret_id: String, version_id: String },
+    InProgress {
+        secret_id: String,
+        version_id: String,
+    },
     /// AWSCURRENT moved since the candidate was staged.
     #[error("secret {secret_id}: AWSCURRENT is on version {found}, not on {expected} as when the candidate was staged")]
-    Conflict { secret_id: String, expected: String, found: String },
+    Conflict {
+        secret_id: String,
+        expected: String,
+        found: String,
+    },
     /// The request names something that does not exist or is malformed.
     #[error("{0}")]
     InputInvalid(String),
@@ -96,8 +103,15 @@ mod tests {
     #[test]
     fn every_variant_has_a_listed_name() {
         let all = [
-            RotorError::InProgress { secret_id: "s".into(), version_id: "v".into() },
-            RotorError::Conflict { secret_id: "s".into(), expected: "a".into(), found: "b".into() },
+            RotorError::InProgress {
+                secret_id: "s".into(),
+                version_id: "v".into(),
+            },
+            RotorError::Conflict {
+                secret_id: "s".into(),
+                expected: "a".into(),
+                found: "b".into(),
+            },
             RotorError::input("x"),
             RotorError::candidate("x"),
             RotorError::ProbeNotReady("x".into()),
@@ -110,7 +124,10 @@ mod tests {
         ];
         for e in &all {
             assert!(ERROR_NAMES.contains(&e.asl_name()), "{}", e.asl_name());
-            assert!(!e.asl_name().starts_with("States."), "States.* names are reserved by AWS");
+            assert!(
+                !e.asl_name().starts_with("States."),
+                "States.* names are reserved by AWS"
+            );
         }
         assert_eq!(all.len(), ERROR_NAMES.len());
     }

@@ -6,7 +6,9 @@ use crate::events::*;
 use crate::policy::{Kind, Policy};
 use crate::ports::{candidate_context, AuditRecord, Metric, ProbeRequest, Services};
 use crate::probe;
-use crate::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES};
+use crate::secret::{
+    SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES,
+};
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
@@ -30,7 +32,12 @@ fn current_of(info: &SecretInfo) -> Result<&crate::secret::VersionInfo> {
         .ok_or_else(|| RotorError::input(format!("secret {} has no AWSCURRENT version", info.id)))
 }
 
-fn staged_output(info: &SecretInfo, policy: &Policy, pending: &str, previous: &str) -> StagePendingOutput {
+fn staged_output(
+    info: &SecretInfo,
+    policy: &Policy,
+    pending: &str,
+    previous: &str,
+) -> StagePendingOutput {
     StagePendingOutput {
         secret_id: info.id.clone(),
         kind: policy.kind.as_str().to_string(),
@@ -45,7 +52,11 @@ fn staged_output(info: &SecretInfo, policy: &Policy, pending: &str, previous: &s
 fn generate(policy: &Policy) -> SecretValue {
     let alphabet = policy.charset.alphabet();
     let mut rng = rand::rngs::OsRng;
-    SecretValue::new((0..policy.length).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect::<String>())
+    SecretValue::new(
+        (0..policy.length)
+            .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+            .collect::<String>(),
+    )
 }
 
 async fn vendor_candidate(svc: &Services, input: &ExecutionInput) -> Result<SecretValue> {
@@ -58,7 +69,9 @@ async fn vendor_candidate(svc: &Services, input: &ExecutionInput) -> Result<Secr
     let blob = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .map_err(|_| RotorError::candidate("candidate_ciphertext is not base64"))?;
-    svc.kms.decrypt(&blob, &candidate_context(&input.secret_id)).await
+    svc.kms
+        .decrypt(&blob, &candidate_context(&input.secret_id))
+        .await
 }
 
 /// stage-pending: put the candidate on AWSPENDING under this execution's token.
@@ -66,7 +79,9 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
     non_empty("execution_id", &req.execution_id)?;
     non_empty("secret_id", &req.input.secret_id)?;
     if req.input.action != Action::Rotate {
-        return Err(RotorError::input("stage-pending runs for action \"rotate\" only"));
+        return Err(RotorError::input(
+            "stage-pending runs for action \"rotate\" only",
+        ));
     }
     let id = &req.input.secret_id;
     let info = svc.store.describe(id).await?;
@@ -75,14 +90,20 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
     let current = current_of(&info)?;
     // A re-run after this execution already staged (or even promoted) answers the same.
     if current.version_id == token {
-        let previous = info.version_with(AWSPREVIOUS).map(|v| v.version_id.clone()).unwrap_or_default();
+        let previous = info
+            .version_with(AWSPREVIOUS)
+            .map(|v| v.version_id.clone())
+            .unwrap_or_default();
         return Ok(staged_output(&info, &policy, &token, &previous));
     }
     if let Some(pending) = info.version_with(AWSPENDING) {
         if pending.version_id == token {
             return Ok(staged_output(&info, &policy, &token, &current.version_id));
         }
-        return Err(RotorError::InProgress { secret_id: id.clone(), version_id: pending.version_id.clone() });
+        return Err(RotorError::InProgress {
+            secret_id: id.clone(),
+            version_id: pending.version_id.clone(),
+        });
     }
     let candidate = match policy.kind {
         Kind::VendorApiKey => vendor_candidate(svc, &req.input).await?,
@@ -109,16 +130,26 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
             candidate.len()
         )));
     }
-    let (_, current_value) = svc.store.get_value(id, &Version::Id(current.version_id.clone())).await?;
+    let (_, current_value) = svc
+        .store
+        .get_value(id, &Version::Id(current.version_id.clone()))
+        .await?;
     if current_value == candidate {
-        return Err(RotorError::candidate("the candidate is the current value: nothing would rotate"));
+        return Err(RotorError::candidate(
+            "the candidate is the current value: nothing would rotate",
+        ));
     }
     let version = svc.store.put_pending(id, &token, &candidate).await?;
     Ok(staged_output(&info, &policy, &version, &current.version_id))
 }
 
 fn application_request(url: &str) -> ProbeRequest {
-    ProbeRequest { method: "GET", url: SecretValue::new(url), headers: vec![], body: None }
+    ProbeRequest {
+        method: "GET",
+        url: SecretValue::new(url),
+        headers: vec![],
+        body: None,
+    }
 }
 
 /// health-probe: prove a version works (candidate, before promote) or the application is
@@ -129,27 +160,52 @@ pub async fn health_probe(svc: &Services, req: HealthProbeInput) -> Result<Healt
     let info = svc.store.describe(&req.secret_id).await?;
     let policy = Policy::from_tags(&req.secret_id, &info.tags)?;
     if !info.versions.iter().any(|v| v.version_id == req.version_id) {
-        return Err(RotorError::input(format!("secret {} has no version {}", req.secret_id, req.version_id)));
+        return Err(RotorError::input(format!(
+            "secret {} has no version {}",
+            req.secret_id, req.version_id
+        )));
     }
-    let skipped = |proof: String| HealthProbeOutput { target: req.target, valid: true, skipped: true, proof };
+    let skipped = |proof: String| HealthProbeOutput {
+        target: req.target,
+        valid: true,
+        skipped: true,
+        proof,
+    };
     match req.target {
         ProbeTarget::Candidate => {
             let Some(name) = policy.probe.as_deref() else {
-                return Ok(skipped("no rotor:probe tag: the candidate probe was skipped".into()));
+                return Ok(skipped(
+                    "no rotor:probe tag: the candidate probe was skipped".into(),
+                ));
             };
-            let (_, value) = svc.store.get_value(&req.secret_id, &Version::Id(req.version_id.clone())).await?;
+            let (_, value) = svc
+                .store
+                .get_value(&req.secret_id, &Version::Id(req.version_id.clone()))
+                .await?;
             let request = probe::request(name, policy.probe_url.as_deref(), &value)?;
             let answer = svc.prober.send(&request).await?;
             let proof = probe::judge(name, &answer)?;
-            Ok(HealthProbeOutput { target: req.target, valid: true, skipped: false, proof })
+            Ok(HealthProbeOutput {
+                target: req.target,
+                valid: true,
+                skipped: false,
+                proof,
+            })
         }
         ProbeTarget::Application => {
             let Some(url) = policy.app_health_url.as_deref() else {
-                return Ok(skipped("no rotor:app-health-url tag: the application probe was skipped".into()));
+                return Ok(skipped(
+                    "no rotor:app-health-url tag: the application probe was skipped".into(),
+                ));
             };
             let answer = svc.prober.send(&application_request(url)).await?;
             let proof = probe::judge("application", &answer)?;
-            Ok(HealthProbeOutput { target: req.target, valid: true, skipped: false, proof })
+            Ok(HealthProbeOutput {
+                target: req.target,
+                valid: true,
+                skipped: false,
+                proof,
+            })
         }
     }
 }
@@ -162,8 +218,15 @@ pub async fn promote(svc: &Services, req: PromoteInput) -> Result<PromoteOutput>
     non_empty("previous_version_id", &req.previous_version_id)?;
     let id = &req.secret_id;
     let info = svc.store.describe(id).await?;
-    if !info.versions.iter().any(|v| v.version_id == req.pending_version_id) {
-        return Err(RotorError::input(format!("secret {id} has no version {}", req.pending_version_id)));
+    if !info
+        .versions
+        .iter()
+        .any(|v| v.version_id == req.pending_version_id)
+    {
+        return Err(RotorError::input(format!(
+            "secret {id} has no version {}",
+            req.pending_version_id
+        )));
     }
     let current = current_of(&info)?.version_id.clone();
     let mut changed = false;
@@ -175,11 +238,23 @@ pub async fn promote(svc: &Services, req: PromoteInput) -> Result<PromoteOutput>
                 found: current,
             });
         }
-        svc.store.update_stage(id, AWSCURRENT, Some(&req.pending_version_id), Some(&current)).await?;
+        svc.store
+            .update_stage(
+                id,
+                AWSCURRENT,
+                Some(&req.pending_version_id),
+                Some(&current),
+            )
+            .await?;
         changed = true;
     }
-    if let Some(p) = info.version_with(AWSPENDING).filter(|p| p.version_id == req.pending_version_id) {
-        svc.store.update_stage(id, AWSPENDING, None, Some(&p.version_id)).await?;
+    if let Some(p) = info
+        .version_with(AWSPENDING)
+        .filter(|p| p.version_id == req.pending_version_id)
+    {
+        svc.store
+            .update_stage(id, AWSPENDING, None, Some(&p.version_id))
+            .await?;
         changed = true;
     }
     Ok(PromoteOutput {
@@ -220,23 +295,43 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     .as_ref()
                     .map(|s| s.previous_version_id.clone())
                     .or_else(|| info.version_with(AWSPREVIOUS).map(|v| v.version_id.clone()))
-                    .ok_or_else(|| RotorError::internal(format!("secret {id}: no version to put AWSCURRENT back on")))?;
-                svc.store.update_stage(id, AWSCURRENT, Some(&previous), Some(&token)).await?;
+                    .ok_or_else(|| {
+                        RotorError::internal(format!(
+                            "secret {id}: no version to put AWSCURRENT back on"
+                        ))
+                    })?;
+                svc.store
+                    .update_stage(id, AWSCURRENT, Some(&previous), Some(&token))
+                    .await?;
                 now_current = previous;
                 changed = true;
             }
             // Only this execution's AWSPENDING: another execution's candidate is not ours to drop.
-            if info.version_with(AWSPENDING).is_some_and(|p| p.version_id == token) {
-                svc.store.update_stage(id, AWSPENDING, None, Some(&token)).await?;
+            if info
+                .version_with(AWSPENDING)
+                .is_some_and(|p| p.version_id == token)
+            {
+                svc.store
+                    .update_stage(id, AWSPENDING, None, Some(&token))
+                    .await?;
                 changed = true;
             }
             Ok(out(now_current, changed.then_some(token), changed))
         }
         RollbackMode::Revert => {
-            let staged = req.staged.as_ref().ok_or_else(|| RotorError::input("rollback revert needs the staged step's output"))?;
+            let staged = req.staged.as_ref().ok_or_else(|| {
+                RotorError::input("rollback revert needs the staged step's output")
+            })?;
             let mut changed = false;
             if current == staged.pending_version_id {
-                svc.store.update_stage(id, AWSCURRENT, Some(&staged.previous_version_id), Some(&current)).await?;
+                svc.store
+                    .update_stage(
+                        id,
+                        AWSCURRENT,
+                        Some(&staged.previous_version_id),
+                        Some(&current),
+                    )
+                    .await?;
                 changed = true;
             } else if current != staged.previous_version_id {
                 return Err(RotorError::Conflict {
@@ -245,18 +340,32 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     found: current,
                 });
             }
-            if info.version_with(AWSPENDING).is_some_and(|p| p.version_id == staged.pending_version_id) {
-                svc.store.update_stage(id, AWSPENDING, None, Some(&staged.pending_version_id)).await?;
+            if info
+                .version_with(AWSPENDING)
+                .is_some_and(|p| p.version_id == staged.pending_version_id)
+            {
+                svc.store
+                    .update_stage(id, AWSPENDING, None, Some(&staged.pending_version_id))
+                    .await?;
                 changed = true;
             }
-            Ok(out(staged.previous_version_id.clone(), Some(staged.pending_version_id.clone()), changed))
+            Ok(out(
+                staged.previous_version_id.clone(),
+                Some(staged.pending_version_id.clone()),
+                changed,
+            ))
         }
         RollbackMode::Manual => {
             if let Some(p) = info.version_with(AWSPENDING) {
-                return Err(RotorError::InProgress { secret_id: id.clone(), version_id: p.version_id.clone() });
+                return Err(RotorError::InProgress {
+                    secret_id: id.clone(),
+                    version_id: p.version_id.clone(),
+                });
             }
             let previous = info.version_with(AWSPREVIOUS).ok_or_else(|| {
-                RotorError::input(format!("secret {id} has no AWSPREVIOUS version: there is nothing to roll back to"))
+                RotorError::input(format!(
+                    "secret {id} has no AWSPREVIOUS version: there is nothing to roll back to"
+                ))
             })?;
             Ok(out(previous.version_id.clone(), Some(current), false))
         }
@@ -270,14 +379,29 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// audit-log: one record per execution, and the metrics; never a value.
 pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
     non_empty("execution_id", &req.execution_id)?;
-    const OUTCOMES: &[&str] = &["rotated", "abandoned", "rolled-back", "manual-rollback", "refused"];
+    const OUTCOMES: &[&str] = &[
+        "rotated",
+        "abandoned",
+        "rolled-back",
+        "manual-rollback",
+        "refused",
+    ];
     if !OUTCOMES.contains(&req.outcome.as_str()) {
-        return Err(RotorError::input(format!("outcome {:?} is not one of {}", req.outcome, OUTCOMES.join(", "))));
+        return Err(RotorError::input(format!(
+            "outcome {:?} is not one of {}",
+            req.outcome,
+            OUTCOMES.join(", ")
+        )));
     }
     let now = svc.clock.now();
     let (old, new) = match (&req.rollback, &req.staged) {
-        (Some(r), _) if req.outcome == "manual-rollback" => (r.undone_version_id.clone(), r.current_version_id.clone()),
-        (_, Some(s)) if req.outcome == "rotated" => (Some(s.previous_version_id.clone()), Some(s.pending_version_id.clone())),
+        (Some(r), _) if req.outcome == "manual-rollback" => {
+            (r.undone_version_id.clone(), r.current_version_id.clone())
+        }
+        (_, Some(s)) if req.outcome == "rotated" => (
+            Some(s.previous_version_id.clone()),
+            Some(s.pending_version_id.clone()),
+        ),
         (_, Some(s)) => (Some(s.previous_version_id.clone()), None),
         _ => (None, None),
     };
@@ -315,7 +439,21 @@ pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
     svc.audit.metric(&metric(name, 1.0, "Count")).await?;
     if let Ok(started) = DateTime::parse_from_rfc3339(&req.started_at) {
         let seconds = (now - started.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
-        svc.audit.metric(&metric("RotationDuration", seconds.max(0.0), "Seconds")).await?;
+        svc.audit
+            .metric(&metric("RotationDuration", seconds.max(0.0), "Seconds"))
+            .await?;
     }
-    Ok(AuditOutput { execution_id: req.execution_id, outcome: req.outcome })
+    Ok(AuditOutput {
+        execution_id: req.execution_id,
+        outcome: req.outcome,
+    })
+}
+
+/// revoke-old-iam-key: IAM access key rotation is not available yet; the state machine only
+/// reaches this step for `iam-access-key` secrets, which stage-pending already refuses.
+pub async fn revoke_old_iam_key(_svc: &Services, req: RevokeInput) -> Result<RevokeOutput> {
+    Err(RotorError::Unsupported(format!(
+        "secret {}: revoking IAM access keys is not available yet",
+        req.secret_id
+    )))
 }

@@ -56,7 +56,9 @@ pub enum Charset {
 impl Charset {
     pub fn alphabet(self) -> &'static [u8] {
         match self {
-            Charset::Alphanumeric => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            Charset::Alphanumeric => {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+            }
             Charset::Hex => b"0123456789abcdef",
             Charset::UrlSafe => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
         }
@@ -84,23 +86,38 @@ pub struct Policy {
     pub charset: Charset,
 }
 
-pub const DEFAULT_WAITS: Waits = Waits { propagation_seconds: 10, consumers_seconds: 60, grace_seconds: 3600 };
+pub const DEFAULT_WAITS: Waits = Waits {
+    propagation_seconds: 10,
+    consumers_seconds: 60,
+    grace_seconds: 3600,
+};
 pub const DEFAULT_LENGTH: usize = 40;
 
 fn seconds(tags: &BTreeMap<String, String>, key: &str, default: u64) -> Result<u64> {
     match tags.get(key) {
         None => Ok(default),
-        Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n <= 31_536_000).ok_or_else(|| {
-            RotorError::input(format!("tag {key} is {v:?}; expected a whole number of seconds (0 to 31536000)"))
-        }),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= 31_536_000)
+            .ok_or_else(|| {
+                RotorError::input(format!(
+                    "tag {key} is {v:?}; expected a whole number of seconds (0 to 31536000)"
+                ))
+            }),
     }
 }
 
 fn url(tags: &BTreeMap<String, String>, key: &str) -> Result<Option<String>> {
     match tags.get(key) {
         None => Ok(None),
-        Some(v) if v.starts_with("http://") || v.starts_with("https://") => Ok(Some(v.trim_end_matches('/').to_string())),
-        Some(v) => Err(RotorError::input(format!("tag {key} is {v:?}; expected an http:// or https:// URL"))),
+        Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
+            Ok(Some(v.trim_end_matches('/').to_string()))
+        }
+        Some(v) => Err(RotorError::input(format!(
+            "tag {key} is {v:?}; expected an http:// or https:// URL"
+        ))),
     }
 }
 
@@ -108,7 +125,9 @@ impl Policy {
     /// Reads and checks the policy; every problem names the tag.
     pub fn from_tags(secret_id: &str, tags: &BTreeMap<String, String>) -> Result<Policy> {
         let kind = Kind::parse(tags.get(TAG_KIND).ok_or_else(|| {
-            RotorError::input(format!("secret {secret_id} has no {TAG_KIND} tag; rotor does not know how to rotate it"))
+            RotorError::input(format!(
+                "secret {secret_id} has no {TAG_KIND} tag; rotor does not know how to rotate it"
+            ))
         })?)?;
         let probe = tags.get(TAG_PROBE).cloned();
         if let Some(p) = &probe {
@@ -121,7 +140,9 @@ impl Policy {
         }
         let probe_url = url(tags, TAG_PROBE_URL)?;
         if probe.as_deref() == Some("http") && probe_url.is_none() {
-            return Err(RotorError::input(format!("tag {TAG_PROBE} is \"http\" but {TAG_PROBE_URL} is missing")));
+            return Err(RotorError::input(format!(
+                "tag {TAG_PROBE} is \"http\" but {TAG_PROBE_URL} is missing"
+            )));
         }
         if kind == Kind::VendorApiKey && probe.is_none() {
             return Err(RotorError::input(format!(
@@ -130,13 +151,21 @@ impl Policy {
         }
         let iam_user = tags.get(TAG_IAM_USER).cloned();
         if kind == Kind::IamAccessKey && iam_user.is_none() {
-            return Err(RotorError::input(format!("secret {secret_id} is an iam-access-key without a {TAG_IAM_USER} tag")));
+            return Err(RotorError::input(format!(
+                "secret {secret_id} is an iam-access-key without a {TAG_IAM_USER} tag"
+            )));
         }
         let length = match tags.get(TAG_LENGTH) {
             None => DEFAULT_LENGTH,
-            Some(v) => v.parse::<usize>().ok().filter(|n| (16..=4096).contains(n)).ok_or_else(|| {
-                RotorError::input(format!("tag {TAG_LENGTH} is {v:?}; expected a length from 16 to 4096"))
-            })?,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (16..=4096).contains(n))
+                .ok_or_else(|| {
+                    RotorError::input(format!(
+                        "tag {TAG_LENGTH} is {v:?}; expected a length from 16 to 4096"
+                    ))
+                })?,
         };
         let charset = match tags.get(TAG_CHARSET).map(String::as_str) {
             None | Some("alphanumeric") => Charset::Alphanumeric,
@@ -154,8 +183,16 @@ impl Policy {
             probe_url,
             app_health_url: url(tags, TAG_APP_HEALTH_URL)?,
             waits: Waits {
-                propagation_seconds: seconds(tags, TAG_WAIT_PROPAGATION, DEFAULT_WAITS.propagation_seconds)?,
-                consumers_seconds: seconds(tags, TAG_WAIT_CONSUMERS, DEFAULT_WAITS.consumers_seconds)?,
+                propagation_seconds: seconds(
+                    tags,
+                    TAG_WAIT_PROPAGATION,
+                    DEFAULT_WAITS.propagation_seconds,
+                )?,
+                consumers_seconds: seconds(
+                    tags,
+                    TAG_WAIT_CONSUMERS,
+                    DEFAULT_WAITS.consumers_seconds,
+                )?,
                 grace_seconds: seconds(tags, TAG_GRACE, DEFAULT_WAITS.grace_seconds)?,
             },
             iam_user,
@@ -170,7 +207,10 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -190,7 +230,14 @@ mod tests {
         .unwrap();
         assert_eq!(p.kind, Kind::VendorApiKey);
         assert_eq!(p.probe_url.as_deref(), Some("http://127.0.0.1:9"));
-        assert_eq!(p.waits, Waits { propagation_seconds: 1, consumers_seconds: 2, grace_seconds: 3 });
+        assert_eq!(
+            p.waits,
+            Waits {
+                propagation_seconds: 1,
+                consumers_seconds: 2,
+                grace_seconds: 3
+            }
+        );
     }
 
     #[test]
@@ -202,9 +249,14 @@ mod tests {
         assert!(e.to_string().contains("no rotor:kind tag"));
         let e = Policy::from_tags("s", &tags(&[(TAG_KIND, "vendor-api-key")])).unwrap_err();
         assert!(e.to_string().contains("rotor:probe"));
-        let e = Policy::from_tags("s", &tags(&[(TAG_KIND, "generated"), (TAG_WAIT_CONSUMERS, "soon")])).unwrap_err();
+        let e = Policy::from_tags(
+            "s",
+            &tags(&[(TAG_KIND, "generated"), (TAG_WAIT_CONSUMERS, "soon")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains(TAG_WAIT_CONSUMERS));
-        let e = Policy::from_tags("s", &tags(&[(TAG_KIND, "generated"), (TAG_PROBE, "nope")])).unwrap_err();
+        let e = Policy::from_tags("s", &tags(&[(TAG_KIND, "generated"), (TAG_PROBE, "nope")]))
+            .unwrap_err();
         assert!(e.to_string().contains("openai"));
     }
 }

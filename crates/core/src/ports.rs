@@ -18,7 +18,12 @@ pub trait SecretStore: Send + Sync {
     /// PutSecretValue(VersionStages=[AWSPENDING], ClientRequestToken=token): the token becomes
     /// the version id; the same token with the same value changes nothing; the same token with
     /// another value is refused. Never two versions with AWSPENDING.
-    async fn put_pending(&self, secret_id: &str, token: &str, value: &SecretValue) -> Result<String>;
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretValue,
+    ) -> Result<String>;
     /// UpdateSecretVersionStage: moves `stage` to `move_to` (removing it from `remove_from`,
     /// which must be where it is now), or removes it when `move_to` is `None`. Moving
     /// AWSCURRENT puts AWSPREVIOUS on the version it left.
@@ -40,7 +45,11 @@ pub fn candidate_context(secret_id: &str) -> EncryptionContext {
 
 #[async_trait]
 pub trait Kms: Send + Sync {
-    async fn encrypt(&self, plaintext: &SecretValue, context: &EncryptionContext) -> Result<Vec<u8>>;
+    async fn encrypt(
+        &self,
+        plaintext: &SecretValue,
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>>;
     /// Fails with `Candidate.Invalid` when the context differs from the one used to encrypt.
     async fn decrypt(&self, ciphertext: &[u8], context: &EncryptionContext) -> Result<SecretValue>;
 }
@@ -63,7 +72,12 @@ pub struct NewAccessKey {
 pub trait Iam: Send + Sync {
     async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyInfo>>;
     async fn create_access_key(&self, user: &str) -> Result<NewAccessKey>;
-    async fn set_access_key_active(&self, user: &str, access_key_id: &str, active: bool) -> Result<()>;
+    async fn set_access_key_active(
+        &self,
+        user: &str,
+        access_key_id: &str,
+        active: bool,
+    ) -> Result<()>;
     async fn delete_access_key(&self, user: &str, access_key_id: &str) -> Result<()>;
     async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<DateTime<Utc>>>;
 }

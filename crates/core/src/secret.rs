@@ -74,7 +74,9 @@ pub struct SecretInfo {
 impl SecretInfo {
     /// The version carrying `stage`, if any.
     pub fn version_with(&self, stage: &str) -> Option<&VersionInfo> {
-        self.versions.iter().find(|v| v.stages.iter().any(|s| s == stage))
+        self.versions
+            .iter()
+            .find(|v| v.stages.iter().any(|s| s == stage))
     }
 }
 
