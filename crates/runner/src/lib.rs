@@ -1,0 +1,344 @@
+//! rotor-runner: runs the product's state machine (`statemachine/rotation.asl.json`) on a laptop.
+//!
+//! The definition names its functions with Terraform placeholders (`${stage_pending_arn}`, ...).
+//! [`render_definition`] fills them as Terraform's `templatefile` does, [`local_arns`] gives each
+//! placeholder a local Lambda ARN, and [`LocalFunctions`] answers those functions in-process with
+//! rotor-core's handlers, shaping results and errors exactly as the Lambda binaries do through
+//! `lambda_runtime` (a handler error becomes a function error whose `errorType` is the error's
+//! ASL name). [`run_rotation`] puts it all together on rotor-asl's executor.
+
+use async_trait::async_trait;
+use rotor_asl::definition::StateMachine;
+use rotor_asl::executor::{execute, Outcome, RunOptions, Status, ACCOUNT, REGION};
+use rotor_asl::history::Observer;
+use rotor_asl::task::{FunctionError, FunctionInvoker, LambdaTasks};
+use rotor_core::events::ExecutionInput;
+use rotor_core::handlers;
+use rotor_core::ports::Services;
+use rotor_core::RotorError;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The definition's placeholders and the function each one names (as deployed by Terraform).
+pub const FUNCTIONS: [(&str, &str); 6] = [
+    ("stage_pending_arn", "rotor-stage-pending"),
+    ("health_probe_arn", "rotor-health-probe"),
+    ("promote_arn", "rotor-promote"),
+    ("revoke_old_iam_key_arn", "rotor-revoke-old-iam-key"),
+    ("rollback_arn", "rotor-rollback"),
+    ("audit_log_arn", "rotor-audit-log"),
+];
+
+/// The state machine's name: the definition file's name up to the first dot, as in the mock
+/// configs (`statemachine/mocks/rotation.mocks.json`).
+pub const STATE_MACHINE_NAME: &str = "rotation";
+
+/// The error a run reports when the definition cannot be rendered or is not valid ASL (on AWS
+/// such a definition is refused when the state machine is created, so no execution exists).
+pub const DEFINITION_INVALID: &str = "Definition.Invalid";
+
+/// The product's definition, with its `${...}` placeholders.
+pub fn load_rotation_definition() -> &'static str {
+    include_str!("../../../statemachine/rotation.asl.json")
+}
+
+/// Each placeholder mapped to a local Lambda ARN:
+/// `arn:aws:lambda:us-east-1:123456789012:function:rotor-stage-pending`, ...
+pub fn local_arns() -> BTreeMap<String, String> {
+    FUNCTIONS
+        .iter()
+        .map(|(placeholder, function)| {
+            (
+                placeholder.to_string(),
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}"),
+            )
+        })
+        .collect()
+}
+
+/// Fills `${name}` placeholders as Terraform's `templatefile` does: `${ name }` may have spaces
+/// inside, `$${` is a literal `${` and `%%{` a literal `%{`. A placeholder that is not in
+/// `functions` is an error naming it (Terraform: "vars map does not contain key"); template
+/// expressions other than a plain name and `%{...}` directives are refused, since a state
+/// machine definition has no use for them.
+pub fn render_definition(
+    text: &str,
+    functions: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut rest = text;
+    loop {
+        let Some(i) = rest.find(['$', '%']) else {
+            out.push_str(rest);
+            return Ok(out);
+        };
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("%%{") {
+            out.push_str("%{");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after.find('}').ok_or_else(|| {
+                format!(
+                    "unterminated template interpolation at byte {i}: {:?}",
+                    preview(tail)
+                )
+            })?;
+            let name = after[..end].trim();
+            let is_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !is_name {
+                return Err(format!(
+                    "unsupported template expression ${{{}}}: only ${{name}} placeholders are filled",
+                    &after[..end]
+                ));
+            }
+            let value = functions.get(name).ok_or_else(|| {
+                format!(
+                    "the definition uses the placeholder ${{{name}}}, which has no value (known: {})",
+                    functions.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            out.push_str(value);
+            rest = &after[end + 1..];
+        } else if tail.starts_with("%{") {
+            return Err(format!(
+                "template directives are not supported: {:?}",
+                preview(tail)
+            ));
+        } else {
+            out.push_str(&tail[..1]);
+            rest = &tail[1..];
+        }
+    }
+}
+
+fn preview(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+/// The function a name, a partial ARN or an ARN (with or without a version or alias) names:
+/// `rotor-promote`, `123456789012:function:rotor-promote`,
+/// `arn:aws:lambda:us-east-1:123456789012:function:rotor-promote:live`.
+pub fn function_name(function: &str) -> &str {
+    match function.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
+        None => function,
+    }
+}
+
+/// The six functions, answered in-process by rotor-core's handlers over `services`.
+#[derive(Clone)]
+pub struct LocalFunctions {
+    pub services: Services,
+}
+
+impl LocalFunctions {
+    pub fn new(services: Services) -> Self {
+        LocalFunctions { services }
+    }
+}
+
+/// Runs one handler the way the Lambda binary does: payload in (a payload that does not match
+/// the handler's input is `Input.Invalid`, naming serde's complaint), output out, a
+/// `RotorError` as a function error with its ASL name as `errorType`.
+macro_rules! call {
+    ($function:expr, $payload:expr, $handler:expr) => {{
+        let function: &str = $function;
+        match serde_json::from_value($payload) {
+            Err(e) => Err(FunctionError {
+                error_type: "Input.Invalid".into(),
+                error_message: format!(
+                    "{function}: the payload does not match the function's input: {e}"
+                ),
+            }),
+            Ok(input) => match $handler(input).await {
+                Err(e) => Err(rotor_error(&e)),
+                Ok(output) => serde_json::to_value(output).map_err(|e| FunctionError {
+                    error_type: "Rotor.Internal".into(),
+                    error_message: format!("{function}: the output does not serialise: {e}"),
+                }),
+            },
+        }
+    }};
+}
+
+/// A handler's error as the Lambda binary reports it (lambda_runtime's `Diagnostic`).
+pub fn rotor_error(e: &RotorError) -> FunctionError {
+    FunctionError {
+        error_type: e.asl_name().into(),
+        error_message: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl FunctionInvoker for LocalFunctions {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
+        let svc = &self.services;
+        let name = function_name(function);
+        match name {
+            "rotor-stage-pending" => call!(name, payload, |i| handlers::stage_pending(svc, i)),
+            "rotor-health-probe" => call!(name, payload, |i| handlers::health_probe(svc, i)),
+            "rotor-promote" => call!(name, payload, |i| handlers::promote(svc, i)),
+            "rotor-rollback" => call!(name, payload, |i| handlers::rollback(svc, i)),
+            "rotor-audit-log" => call!(name, payload, |i| handlers::audit_log(svc, i)),
+            // IAM rotation is not available yet: the core handler answers Rotation.Unsupported.
+            "rotor-revoke-old-iam-key" => {
+                call!(name, payload, |i| handlers::revoke_old_iam_key(svc, i))
+            }
+            _ => Err(FunctionError {
+                // What Lambda answers for a function that does not exist.
+                error_type: "Lambda.ResourceNotFoundException".into(),
+                error_message: format!(
+                    "Function not found: {function} (the local functions are {})",
+                    FUNCTIONS.map(|(_, f)| f).join(", ")
+                ),
+            }),
+        }
+    }
+}
+
+/// How [`run_rotation`] runs.
+#[derive(Clone, Default)]
+pub struct RunnerOptions {
+    /// Seed for retry jitter (repeatable runs); random when `None`.
+    pub seed: Option<u64>,
+    /// Really wait (Wait states, retry intervals) instead of advancing a virtual clock.
+    pub real_time: bool,
+    /// Called with each history event as it is recorded.
+    pub observer: Option<Observer>,
+}
+
+/// Runs `definition_text` (placeholders filled with [`local_arns`]) as execution `name` of the
+/// state machine `rotation`, with `input`, every Task answered by [`LocalFunctions`] over
+/// `services`. A definition that cannot be rendered or is invalid gives a FAILED outcome with
+/// error [`DEFINITION_INVALID`] and no events.
+pub async fn run_rotation(
+    definition_text: &str,
+    services: Services,
+    input: &ExecutionInput,
+    name: &str,
+    options: RunnerOptions,
+) -> Outcome {
+    let invalid = |cause: String| Outcome {
+        status: Status::Failed,
+        output: None,
+        error: Some(DEFINITION_INVALID.into()),
+        cause: Some(cause),
+        events: Vec::new(),
+    };
+    let text = match render_definition(definition_text, &local_arns()) {
+        Ok(t) => t,
+        Err(e) => return invalid(e),
+    };
+    let machine = match StateMachine::from_json(&text) {
+        Ok(m) => m,
+        Err(problems) => {
+            return invalid(
+                problems
+                    .iter()
+                    .map(|d| format!("{} at {:?}: {}", d.code, d.location, d.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        }
+    };
+    let input = match serde_json::to_value(input) {
+        Ok(v) => v,
+        Err(e) => return invalid(format!("the execution input does not serialise: {e}")),
+    };
+    let handler = Arc::new(LambdaTasks {
+        invoker: LocalFunctions::new(services),
+    });
+    let mut run = RunOptions::new(name, handler);
+    run.state_machine_name = STATE_MACHINE_NAME.into();
+    run.seed = options.seed;
+    run.real_time = options.real_time;
+    run.observer = options.observer;
+    execute(&machine, input, run).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("a".to_string(), "A".to_string()),
+            ("b_c".to_string(), "BC".to_string()),
+        ])
+    }
+
+    #[test]
+    fn renders_like_templatefile() {
+        assert_eq!(
+            render_definition("x ${a} ${ b_c } $.y $$.z", &vars()).unwrap(),
+            "x A BC $.y $$.z"
+        );
+        assert_eq!(
+            render_definition("$${a} %%{x} 100%", &vars()).unwrap(),
+            "${a} %{x} 100%"
+        );
+        assert_eq!(
+            render_definition("no placeholders", &vars()).unwrap(),
+            "no placeholders"
+        );
+        assert_eq!(render_definition("ünï ${a}ß", &vars()).unwrap(), "ünï Aß");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_fill() {
+        let e = render_definition("{\"f\": \"${nope}\"}", &vars()).unwrap_err();
+        assert!(e.contains("${nope}") && e.contains("a, b_c"), "{e}");
+        assert!(render_definition("${a", &vars())
+            .unwrap_err()
+            .contains("unterminated"));
+        assert!(render_definition("${var.a}", &vars())
+            .unwrap_err()
+            .contains("unsupported"));
+        assert!(render_definition("%{ if x }", &vars())
+            .unwrap_err()
+            .contains("directives"));
+    }
+
+    #[test]
+    fn local_arns_name_every_function() {
+        let arns = local_arns();
+        assert_eq!(arns.len(), FUNCTIONS.len());
+        assert_eq!(
+            arns["stage_pending_arn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:rotor-stage-pending"
+        );
+        for (placeholder, function) in FUNCTIONS {
+            assert_eq!(function_name(&arns[placeholder]), function);
+        }
+    }
+
+    #[test]
+    fn function_names_from_names_and_arns() {
+        assert_eq!(function_name("rotor-promote"), "rotor-promote");
+        assert_eq!(
+            function_name("123456789012:function:rotor-promote"),
+            "rotor-promote"
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:rotor-promote:live"),
+            "rotor-promote"
+        );
+    }
+
+    #[test]
+    fn the_product_definition_renders_completely() {
+        let text = render_definition(load_rotation_definition(), &local_arns()).unwrap();
+        assert!(!text.contains("${"));
+        let def: Value = serde_json::from_str(&text).unwrap();
+        assert!(rotor_asl::validate::validate(&def).is_empty());
+    }
+}
