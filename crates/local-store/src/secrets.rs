@@ -1,0 +1,571 @@
+//! Secrets Manager: secrets, versions, staging labels, tags.
+
+use crate::crypto::{self, value_aad};
+use crate::db::R;
+use crate::{not_found, LocalStore};
+use async_trait::async_trait;
+use rotor_core::error::{Result, RotorError};
+use rotor_core::ports::SecretStore;
+use rotor_core::secret::{
+    SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    MAX_SECRET_BYTES,
+};
+use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::BTreeMap;
+
+/// Secrets Manager's limits, enforced here as AWS does.
+pub const MAX_SECRET_ID_CHARS: usize = 512;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+pub const MAX_DESCRIPTION_CHARS: usize = 2048;
+pub const MAX_STAGE_CHARS: usize = 256;
+pub const MAX_STAGES_PER_VERSION: usize = 20;
+pub const CLIENT_REQUEST_TOKEN_CHARS: std::ops::RangeInclusive<usize> = 32..=64;
+
+fn validate_secret_id(id: &str) -> Result<()> {
+    let n = id.chars().count();
+    if n == 0 || n > MAX_SECRET_ID_CHARS {
+        return Err(RotorError::input(format!(
+            "secret id {id:?} must be 1 to {MAX_SECRET_ID_CHARS} characters, not {n}"
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
+    {
+        return Err(RotorError::input(format!(
+            "secret id {id:?} contains {c:?}: Secrets Manager allows only A-Z a-z 0-9 / _ + = . @ -"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in tags {
+        let kn = k.chars().count();
+        if kn == 0 || kn > MAX_TAG_KEY_CHARS {
+            return Err(RotorError::input(format!(
+                "tag key {k:?} must be 1 to {MAX_TAG_KEY_CHARS} characters"
+            )));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(RotorError::input(format!(
+                "tag key {k:?}: the aws: prefix is reserved for AWS"
+            )));
+        }
+        if v.chars().count() > MAX_TAG_VALUE_CHARS {
+            return Err(RotorError::input(format!(
+                "the value of tag {k:?} is longer than {MAX_TAG_VALUE_CHARS} characters"
+            )));
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(RotorError::input(format!(
+            "a secret has at most {MAX_TAGS} tags, not {}",
+            tags.len()
+        )));
+    }
+    Ok(())
+}
+
+fn validate_stage(stage: &str) -> Result<()> {
+    let n = stage.chars().count();
+    if n == 0 || n > MAX_STAGE_CHARS {
+        return Err(RotorError::input(format!(
+            "staging label {stage:?} must be 1 to {MAX_STAGE_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A value Secrets Manager would store: not empty, at most 65,536 bytes. `make` builds the
+/// error (Input.Invalid for a new secret, Candidate.Invalid for a candidate).
+fn validate_value(value: &SecretValue, make: fn(String) -> RotorError) -> Result<()> {
+    if value.is_empty() {
+        return Err(make("the value is empty".into()));
+    }
+    if value.len() > MAX_SECRET_BYTES {
+        return Err(make(format!(
+            "the value is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
+    let found: Option<i64> = tx
+        .query_row("SELECT 1 FROM secrets WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(not_found(id).into()),
+    }
+}
+
+fn version_exists(tx: &Transaction<'_>, secret_id: &str, version_id: &str) -> R<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM versions WHERE secret_id = ?1 AND version_id = ?2",
+            [secret_id, version_id],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn no_version(secret_id: &str, version_id: &str) -> RotorError {
+    RotorError::input(format!(
+        "secret {secret_id} has no version {version_id} (ResourceNotFoundException)"
+    ))
+}
+
+fn stage_holder(tx: &Transaction<'_>, secret_id: &str, stage: &str) -> R<Option<String>> {
+    Ok(tx
+        .query_row(
+            "SELECT version_id FROM stages WHERE secret_id = ?1 AND stage = ?2",
+            [secret_id, stage],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn set_stage(tx: &Transaction<'_>, secret_id: &str, stage: &str, version_id: &str) -> R<()> {
+    tx.execute(
+        "INSERT INTO stages (secret_id, stage, version_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (secret_id, stage) DO UPDATE SET version_id = excluded.version_id",
+        [secret_id, stage, version_id],
+    )?;
+    Ok(())
+}
+
+fn insert_version(
+    store: &LocalStore,
+    tx: &Transaction<'_>,
+    secret_id: &str,
+    version_id: &str,
+    value: &SecretValue,
+) -> R<()> {
+    let sealed = store
+        .inner
+        .keys
+        .seal_value(&value_aad(secret_id, version_id), value.expose().as_bytes());
+    tx.execute(
+        "INSERT INTO versions (secret_id, version_id, sealed, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![secret_id, version_id, sealed, store.now_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// Opens a stored value. A blob that does not open was altered, moved from another row, or
+/// sealed under another master key: never a value in the message.
+fn open_value(
+    store: &LocalStore,
+    secret_id: &str,
+    version_id: &str,
+    sealed: &[u8],
+) -> Result<SecretValue> {
+    let damaged = || {
+        RotorError::internal(format!(
+            "the stored value of secret {secret_id} version {version_id} does not decrypt under {}/master.key: the database row was altered or copied, or the master key replaced",
+            store.dir().display()
+        ))
+    };
+    let plain = store
+        .inner
+        .keys
+        .open_value(&value_aad(secret_id, version_id), sealed)
+        .ok_or_else(damaged)?;
+    match String::from_utf8(plain) {
+        Ok(s) => Ok(SecretValue::new(s)),
+        Err(e) => {
+            crypto::wipe(e.into_bytes());
+            Err(damaged())
+        }
+    }
+}
+
+fn load_info(tx: &Transaction<'_>, id: &str) -> R<SecretInfo> {
+    let description: Option<Option<String>> = tx
+        .query_row("SELECT description FROM secrets WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(description) = description else {
+        return Err(not_found(id).into());
+    };
+    let mut stmt =
+        tx.prepare_cached("SELECT key, value FROM secret_tags WHERE secret_id = ?1 ORDER BY key")?;
+    let tags = stmt
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT v.version_id, v.created_at, s.stage
+         FROM versions v LEFT JOIN stages s ON s.secret_id = v.secret_id AND s.version_id = v.version_id
+         WHERE v.secret_id = ?1 ORDER BY v.seq, s.stage",
+    )?;
+    let mut versions: Vec<VersionInfo> = Vec::new();
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (version_id, created_at, stage) = row?;
+        if versions.last().is_none_or(|v| v.version_id != version_id) {
+            versions.push(VersionInfo {
+                version_id,
+                stages: vec![],
+                created_at,
+            });
+        }
+        if let Some(stage) = stage {
+            versions
+                .last_mut()
+                .expect("pushed above")
+                .stages
+                .push(stage);
+        }
+    }
+    Ok(SecretInfo {
+        id: id.to_string(),
+        description,
+        tags,
+        versions,
+    })
+}
+
+impl LocalStore {
+    /// CreateSecret: a new secret whose first version (a random UUID, returned) carries
+    /// AWSCURRENT. An existing id, an id Secrets Manager would refuse, an empty or too large
+    /// value, or tags AWS would refuse: `Input.Invalid`.
+    pub fn create_secret(
+        &self,
+        id: &str,
+        value: &SecretValue,
+        tags: BTreeMap<String, String>,
+        description: Option<String>,
+    ) -> Result<String> {
+        validate_secret_id(id)?;
+        validate_value(value, RotorError::InputInvalid)?;
+        validate_tags(&tags)?;
+        if let Some(d) = &description {
+            if d.chars().count() > MAX_DESCRIPTION_CHARS {
+                return Err(RotorError::input(format!(
+                    "a description is at most {MAX_DESCRIPTION_CHARS} characters"
+                )));
+            }
+        }
+        let version_id = uuid::Uuid::new_v4().to_string();
+        self.write(|tx| {
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM secrets WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            if exists.is_some() {
+                return Err(RotorError::input(format!(
+                    "secret {id} already exists (ResourceExistsException)"
+                ))
+                .into());
+            }
+            tx.execute(
+                "INSERT INTO secrets (id, description, created_at) VALUES (?1, ?2, ?3)",
+                params![id, description, self.now_rfc3339()],
+            )?;
+            for (k, v) in &tags {
+                tx.execute(
+                    "INSERT INTO secret_tags (secret_id, key, value) VALUES (?1, ?2, ?3)",
+                    [id, k, v],
+                )?;
+            }
+            insert_version(self, tx, id, &version_id, value)?;
+            set_stage(tx, id, AWSCURRENT, &version_id)?;
+            Ok(version_id.clone())
+        })
+    }
+
+    /// ListSecrets: every secret, by id, as [`SecretStore::describe`] shows it.
+    pub fn list_secrets(&self) -> Result<Vec<SecretInfo>> {
+        self.read(|tx| {
+            let ids = tx
+                .prepare("SELECT id FROM secrets ORDER BY id")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            ids.iter().map(|id| load_info(tx, id)).collect()
+        })
+    }
+
+    /// TagResource: adds the tags, replacing the values of keys already there.
+    pub fn tag_secret(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        validate_tags(tags)?;
+        self.write(|tx| {
+            require_secret(tx, id)?;
+            for (k, v) in tags {
+                tx.execute(
+                    "INSERT INTO secret_tags (secret_id, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (secret_id, key) DO UPDATE SET value = excluded.value",
+                    [id, k, v],
+                )?;
+            }
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM secret_tags WHERE secret_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            if n as usize > MAX_TAGS {
+                return Err(RotorError::input(format!(
+                    "secret {id} would have {n} tags; a secret has at most {MAX_TAGS}"
+                ))
+                .into());
+            }
+            Ok(())
+        })
+    }
+
+    /// UntagResource: removes the keys; keys that are not there are ignored, as on AWS.
+    pub fn untag_secret<I, K>(&self, id: &str, keys: I) -> Result<()>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let keys: Vec<K> = keys.into_iter().collect();
+        self.write(|tx| {
+            require_secret(tx, id)?;
+            for k in &keys {
+                tx.execute(
+                    "DELETE FROM secret_tags WHERE secret_id = ?1 AND key = ?2",
+                    [id, k.as_ref()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// DeleteSecret with ForceDeleteWithoutRecovery: the secret, its versions, labels and tags
+    /// go at once (audit records and execution histories stay). For tests and demo resets.
+    pub fn delete_secret(&self, id: &str) -> Result<()> {
+        self.write(|tx| {
+            require_secret(tx, id)?;
+            tx.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
+            Ok(())
+        })
+    }
+
+    fn describe_sync(&self, id: &str) -> Result<SecretInfo> {
+        self.read(|tx| load_info(tx, id))
+    }
+
+    fn get_value_sync(&self, id: &str, version: &Version) -> Result<(String, SecretValue)> {
+        let (version_id, sealed) = self.read(|tx| {
+            require_secret(tx, id)?;
+            let row: Option<(String, Vec<u8>)> = match version {
+                Version::Stage(stage) => tx
+                    .query_row(
+                        "SELECT v.version_id, v.sealed FROM stages s
+                         JOIN versions v ON v.secret_id = s.secret_id AND v.version_id = s.version_id
+                         WHERE s.secret_id = ?1 AND s.stage = ?2",
+                        [id, stage],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?,
+                Version::Id(version_id) => tx
+                    .query_row(
+                        "SELECT version_id, sealed FROM versions WHERE secret_id = ?1 AND version_id = ?2",
+                        [id, version_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?,
+            };
+            row.ok_or_else(|| {
+                match version {
+                    Version::Stage(stage) => {
+                        RotorError::input(format!("secret {id} has no version with staging label {stage} (ResourceNotFoundException)"))
+                    }
+                    Version::Id(v) => no_version(id, v),
+                }
+                .into()
+            })
+        })?;
+        let value = open_value(self, id, &version_id, &sealed)?;
+        Ok((version_id, value))
+    }
+
+    fn put_pending_sync(&self, id: &str, token: &str, value: &SecretValue) -> Result<String> {
+        let n = token.chars().count();
+        if !CLIENT_REQUEST_TOKEN_CHARS.contains(&n) {
+            return Err(RotorError::input(format!(
+                "ClientRequestToken {token:?} is {n} characters; Secrets Manager requires 32 to 64"
+            )));
+        }
+        validate_value(value, RotorError::CandidateInvalid)?;
+        self.write(|tx| {
+            require_secret(tx, id)?;
+            let existing: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT sealed FROM versions WHERE secret_id = ?1 AND version_id = ?2",
+                    [id, token],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(sealed) = existing {
+                // Same token: the same value is a no-op (labels untouched, as on AWS); another
+                // value is ResourceExistsException.
+                let stored = open_value(self, id, token, &sealed)?;
+                if stored == *value {
+                    return Ok(token.to_string());
+                }
+                return Err(RotorError::input(format!(
+                    "a version with ClientRequestToken {token} already exists with a different value (ResourceExistsException): secret {id}"
+                ))
+                .into());
+            }
+            insert_version(self, tx, id, token, value)?;
+            // PutSecretValue(VersionStages=[AWSPENDING]) moves the label: it leaves whatever
+            // version had it, so it is never on two versions.
+            set_stage(tx, id, AWSPENDING, token)?;
+            Ok(token.to_string())
+        })
+    }
+
+    fn update_stage_sync(
+        &self,
+        id: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<()> {
+        validate_stage(stage)?;
+        if move_to.is_none() && remove_from.is_none() {
+            return Err(RotorError::input(
+                "UpdateSecretVersionStage needs MoveToVersionId, RemoveFromVersionId or both (InvalidParameterException)",
+            ));
+        }
+        self.write(|tx| {
+            require_secret(tx, id)?;
+            for v in move_to.iter().chain(remove_from.iter()) {
+                if !version_exists(tx, id, v)? {
+                    return Err(RotorError::input(format!(
+                        "secret {id} has no version {v} (ResourceNotFoundException): no label changed"
+                    ))
+                    .into());
+                }
+            }
+            let holder = stage_holder(tx, id, stage)?;
+            let wrong_remove_from = |r: &str| -> RotorError {
+                let on = match &holder {
+                    Some(h) => format!("it is on version {h}"),
+                    None => "it is on no version".into(),
+                };
+                RotorError::input(format!(
+                    "secret {id}: staging label {stage} is not on version {r} ({on}); RemoveFromVersionId must name the version the label is on (InvalidParameterException): no label changed"
+                ))
+            };
+            match move_to {
+                Some(m) => {
+                    if holder.as_deref() == Some(m) {
+                        // Already there: nothing to do, unless remove_from names another version.
+                        return match remove_from {
+                            Some(r) if r != m => Err(wrong_remove_from(r).into()),
+                            _ => Ok(()),
+                        };
+                    }
+                    match (&holder, remove_from) {
+                        (Some(h), Some(r)) if h == r => {}
+                        (Some(h), None) => {
+                            return Err(RotorError::input(format!(
+                                "secret {id}: staging label {stage} is on version {h}; moving it needs RemoveFromVersionId {h} (InvalidParameterException): no label changed"
+                            ))
+                            .into())
+                        }
+                        (None, None) => {}
+                        (_, Some(r)) => return Err(wrong_remove_from(r).into()),
+                    }
+                    set_stage(tx, id, stage, m)?;
+                    if stage == AWSCURRENT {
+                        if let Some(left) = &holder {
+                            // AWSPREVIOUS follows: onto the version AWSCURRENT left (and so off
+                            // wherever it was).
+                            set_stage(tx, id, AWSPREVIOUS, left)?;
+                        }
+                    }
+                    let labels: i64 = tx.query_row(
+                        "SELECT COUNT(*) FROM stages WHERE secret_id = ?1 AND version_id = ?2",
+                        [id, m],
+                        |r| r.get(0),
+                    )?;
+                    if labels as usize > MAX_STAGES_PER_VERSION {
+                        return Err(RotorError::input(format!(
+                            "secret {id}: version {m} would carry {labels} staging labels; Secrets Manager allows {MAX_STAGES_PER_VERSION} (LimitExceededException): no label changed"
+                        ))
+                        .into());
+                    }
+                    Ok(())
+                }
+                None => {
+                    let r = remove_from.expect("checked above");
+                    if holder.as_deref() != Some(r) {
+                        return Err(wrong_remove_from(r).into());
+                    }
+                    if stage == AWSCURRENT {
+                        return Err(RotorError::input(format!(
+                            "secret {id}: AWSCURRENT can only be moved to another version; it can't be completely removed (InvalidParameterException)"
+                        ))
+                        .into());
+                    }
+                    tx.execute("DELETE FROM stages WHERE secret_id = ?1 AND stage = ?2", [id, stage])?;
+                    Ok(())
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SecretStore for LocalStore {
+    /// DescribeSecret plus ListSecretVersionIds(IncludeDeprecated=true): tags, description and
+    /// every version, oldest first, with its labels (a version with none is listed too).
+    async fn describe(&self, secret_id: &str) -> Result<SecretInfo> {
+        self.describe_sync(secret_id)
+    }
+
+    async fn get_value(&self, secret_id: &str, version: &Version) -> Result<(String, SecretValue)> {
+        self.get_value_sync(secret_id, version)
+    }
+
+    /// PutSecretValue(VersionStages=[AWSPENDING], ClientRequestToken=token). The token (32 to
+    /// 64 characters, as on AWS) becomes the version id. Same token and same value: nothing
+    /// changes, the version id is returned. Same token, another value: `Input.Invalid`
+    /// (ResourceExistsException). An empty value or one over 65,536 bytes: `Candidate.Invalid`.
+    /// As on AWS, AWSPENDING moves to the new version from any version that had it, so it is
+    /// never on two versions (rotor's handler refuses with `Rotation.InProgress` before it
+    /// gets here when another execution's candidate is pending).
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretValue,
+    ) -> Result<String> {
+        self.put_pending_sync(secret_id, token, value)
+    }
+
+    /// UpdateSecretVersionStage, atomically (on any error no label changes):
+    /// * `move_to` must exist; if the label is on another version, `remove_from` must name it;
+    ///   if it is on no version, `remove_from` must be `None`; already on `move_to`: no-op.
+    /// * Moving AWSCURRENT puts AWSPREVIOUS on the version it left (taking it off where it was).
+    /// * `move_to == None` removes the label from `remove_from`, which must carry it;
+    ///   AWSCURRENT cannot be removed, only moved.
+    /// * A version left with no label stays (AWS deprecates but keeps it): readable by id.
+    async fn update_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<()> {
+        self.update_stage_sync(secret_id, stage, move_to, remove_from)
+    }
+}
