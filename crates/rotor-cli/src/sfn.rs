@@ -10,7 +10,6 @@ use rotor_asl::mock::MockTasks;
 use rotor_asl::task::{TaskHandler, TaskRequest};
 use rotor_asl::validate::{validate, Diagnostic};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -196,7 +195,7 @@ fn run_file(args: RunArgs) -> Result<u8> {
     options.real_time = args.real_time;
     options.seed = args.seed;
     if !args.json {
-        options.observer = Some(Arc::new(print_event));
+        options.observer = Some(Arc::new(crate::output::print_event));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -212,36 +211,6 @@ fn run_file(args: RunArgs) -> Result<u8> {
     } else {
         exit::FAILED
     })
-}
-
-/// One line per state transition, as it happens.
-fn print_event(event: &Value) {
-    let ty = event["type"].as_str().unwrap_or_default();
-    let at = event["timestamp"].as_str().unwrap_or_default();
-    let line = if let Some(d) = event.get("stateEnteredEventDetails") {
-        format!(
-            "{at}  -> {} ({})",
-            d["name"].as_str().unwrap_or_default(),
-            ty.trim_end_matches("StateEntered")
-        )
-    } else if let Some(d) = event.get("stateExitedEventDetails") {
-        format!("{at}  <- {}", d["name"].as_str().unwrap_or_default())
-    } else if ty.ends_with("Failed") || ty.ends_with("TimedOut") {
-        let d = event.as_object().and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.ends_with("EventDetails"))
-                .map(|(_, v)| v.clone())
-        });
-        let error = d
-            .as_ref()
-            .and_then(|d| d["error"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        format!("{at}     {ty} {error}")
-    } else {
-        return;
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
 }
 
 fn print_outcome(outcome: &Outcome) {

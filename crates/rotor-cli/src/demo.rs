@@ -1,0 +1,287 @@
+//! `rotor demo`: real rotations through the real state machine and handlers, on the local store,
+//! against loopback stand-ins for the vendors and for an application.
+
+use crate::exit;
+use crate::store;
+use crate::workflow::{execute, Ending, RunFlags};
+use anyhow::{anyhow, Result};
+use base64::Engine;
+use clap::Args;
+use rotor_core::events::{Action, ExecutionInput};
+use rotor_core::policy::{
+    TAG_APP_HEALTH_URL, TAG_KIND, TAG_PROBE, TAG_PROBE_URL, TAG_WAIT_CONSUMERS,
+    TAG_WAIT_PROPAGATION,
+};
+use rotor_core::ports::{candidate_context, Kms, SecretStore};
+use rotor_core::secret::{SecretValue, Version};
+use rotor_local_store::LocalStore;
+use rotor_standins::{AppStandIn, CurrentKey, VendorStandIn};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Print each state transition as it happens.
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub const PREFIX: &str = "richesreach/development/";
+
+/// The seed template's secrets and the vendor each one belongs to.
+pub const SECRETS: &[(&str, &str)] = &[
+    ("openai_api_key", "openai"),
+    ("polygon_api_key", "polygon"),
+    ("finnhub_api_key", "finnhub"),
+    ("alpha_vantage_key", "alpha-vantage"),
+    ("alchemy_key", "alchemy"),
+    ("walletconnect_id", "walletconnect"),
+    ("newsapi_key", "newsapi"),
+];
+
+/// The secret whose consumer is the application stand-in.
+const APP_SECRET: &str = "openai_api_key";
+
+struct Row {
+    scenario: &'static str,
+    secret: String,
+    expected: Ending,
+    got: Ending,
+    detail: String,
+}
+
+async fn seed(store: &LocalStore, vendor: &VendorStandIn, app: &AppStandIn) -> Result<()> {
+    for (name, preset) in SECRETS {
+        let id = format!("{PREFIX}{name}");
+        // A re-run starts from fresh keys: the previous run's stand-in (and its keys) are gone.
+        if store.describe(&id).await.is_ok() {
+            store.delete_secret(&id).map_err(|e| anyhow!("{e}"))?;
+        }
+        let mut tags = BTreeMap::from([
+            (TAG_KIND.to_string(), "vendor-api-key".to_string()),
+            (TAG_PROBE.to_string(), preset.to_string()),
+            (TAG_PROBE_URL.to_string(), vendor.probe_url(preset)),
+            (TAG_WAIT_PROPAGATION.to_string(), "5".to_string()),
+            (TAG_WAIT_CONSUMERS.to_string(), "30".to_string()),
+        ]);
+        if *name == APP_SECRET {
+            tags.insert(TAG_APP_HEALTH_URL.to_string(), app.health_url());
+        }
+        let value = SecretValue::new(vendor.issue_key(preset));
+        store
+            .create_secret(&id, &value, tags, Some(format!("rotor demo: {preset} key")))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+async fn candidate(store: &LocalStore, secret: &str, value: &str) -> Result<String> {
+    let blob = store
+        .encrypt(&SecretValue::new(value), &candidate_context(secret))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(blob))
+}
+
+fn input(
+    secret: &str,
+    action: Action,
+    candidate_ciphertext: Option<String>,
+    reason: &str,
+) -> ExecutionInput {
+    ExecutionInput {
+        action,
+        secret_id: secret.to_string(),
+        candidate_ciphertext,
+        requested_by: Some("rotor-demo".into()),
+        reason: Some(reason.into()),
+    }
+}
+
+async fn current(store: &LocalStore, secret: &str) -> Result<(String, SecretValue)> {
+    store
+        .get_value(secret, &Version::current())
+        .await
+        .map_err(|e| anyhow!("{e}"))
+}
+
+pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
+    let store = store::open(store_dir)?;
+    let rt = store::runtime()?;
+    rt.block_on(async {
+        let vendor = VendorStandIn::start().await;
+        let app_store = store.clone();
+        let app_secret = format!("{PREFIX}{APP_SECRET}");
+        let current_key: CurrentKey = Arc::new(move || {
+            let store = app_store.clone();
+            let secret = app_secret.clone();
+            Box::pin(async move {
+                store
+                    .get_value(&secret, &Version::current())
+                    .await
+                    .ok()
+                    .map(|(_, v)| v.expose().to_string())
+            })
+        });
+        let app = AppStandIn::for_vendor(current_key, &vendor, "openai").await;
+        println!(
+            "vendor stand-in {}  app stand-in {}",
+            vendor.base_url(),
+            app.health_url()
+        );
+        seed(&store, &vendor, &app).await?;
+        println!(
+            "seeded {} secrets under {PREFIX} in {}",
+            SECRETS.len(),
+            store.dir().display()
+        );
+        let flags = RunFlags::default();
+        let mut rows = Vec::new();
+
+        // 1. Every secret rotated to a key the vendor issued.
+        for (name, preset) in SECRETS {
+            let id = format!("{PREFIX}{name}");
+            let (before, _) = current(&store, &id).await?;
+            let new_key = vendor.issue_key(preset);
+            let ct = candidate(&store, &id, &new_key).await?;
+            let f = execute(
+                &store,
+                input(&id, Action::Rotate, Some(ct), "demo: scheduled rotation"),
+                &flags,
+                args.verbose,
+            )
+            .await?;
+            let (after, value) = current(&store, &id).await?;
+            let works = value.expose() == new_key && after != before;
+            rows.push(Row {
+                scenario: "rotate",
+                secret: id,
+                expected: Ending::Rotated,
+                got: if works { f.ending } else { Ending::Failed },
+                detail: f
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("AWSCURRENT {before} -> {after}")),
+            });
+        }
+
+        // 2. A candidate the vendor never issued: rejected before promote, secret unchanged.
+        let id = format!("{PREFIX}polygon_api_key");
+        let (before, _) = current(&store, &id).await?;
+        let ct = candidate(&store, &id, "not-a-key-the-vendor-issued").await?;
+        let f = execute(
+            &store,
+            input(&id, Action::Rotate, Some(ct), "demo: bad candidate"),
+            &flags,
+            args.verbose,
+        )
+        .await?;
+        let (after, _) = current(&store, &id).await?;
+        rows.push(Row {
+            scenario: "bad candidate",
+            secret: id,
+            expected: Ending::Abandoned,
+            got: if after == before {
+                f.ending
+            } else {
+                Ending::Failed
+            },
+            detail: format!(
+                "{}; AWSCURRENT still {after}",
+                f.error.clone().unwrap_or_default()
+            ),
+        });
+
+        // 3. The application breaks after promote: reverted to the old version.
+        let id = format!("{PREFIX}{APP_SECRET}");
+        let (before, _) = current(&store, &id).await?;
+        app.set_broken(true);
+        let ct = candidate(&store, &id, &vendor.issue_key("openai")).await?;
+        let f = execute(
+            &store,
+            input(
+                &id,
+                Action::Rotate,
+                Some(ct),
+                "demo: app fails after promote",
+            ),
+            &flags,
+            args.verbose,
+        )
+        .await?;
+        app.set_broken(false);
+        let (after, _) = current(&store, &id).await?;
+        rows.push(Row {
+            scenario: "app fails after promote",
+            secret: id,
+            expected: Ending::RolledBack,
+            got: if after == before {
+                f.ending
+            } else {
+                Ending::Failed
+            },
+            detail: format!(
+                "{}; AWSCURRENT back on {after}",
+                f.error.clone().unwrap_or_default()
+            ),
+        });
+
+        // 4. An operator rolls a rotated secret back to AWSPREVIOUS (its seeded key).
+        let id = format!("{PREFIX}finnhub_api_key");
+        let info = store.describe(&id).await.map_err(|e| anyhow!("{e}"))?;
+        let previous = info
+            .version_with(rotor_core::secret::AWSPREVIOUS)
+            .map(|v| v.version_id.clone())
+            .unwrap_or_default();
+        let f = execute(
+            &store,
+            input(&id, Action::Rollback, None, "demo: manual rollback"),
+            &flags,
+            args.verbose,
+        )
+        .await?;
+        let (after, _) = current(&store, &id).await?;
+        rows.push(Row {
+            scenario: "manual rollback",
+            secret: id,
+            expected: Ending::ManualRollback,
+            got: if after == previous {
+                f.ending
+            } else {
+                Ending::Failed
+            },
+            detail: format!("AWSCURRENT now {after}"),
+        });
+
+        println!();
+        println!(
+            "{:<26} {:<46} {:<28} {:<4} detail",
+            "scenario", "secret", "result", "ok"
+        );
+        let mut all_ok = true;
+        for r in &rows {
+            let ok = r.got == r.expected;
+            all_ok &= ok;
+            println!(
+                "{:<26} {:<46} {:<28} {:<4} {}",
+                r.scenario,
+                r.secret,
+                r.got.as_str(),
+                if ok { "yes" } else { "NO" },
+                r.detail
+            );
+        }
+        println!();
+        println!(
+            "{} of {} scenarios ended as expected",
+            rows.iter().filter(|r| r.got == r.expected).count(),
+            rows.len()
+        );
+        println!(
+            "see `rotor history`, `rotor audit` and `rotor secret show <id>` (store: {})",
+            store.dir().display()
+        );
+        Ok(if all_ok { exit::OK } else { exit::FAILED })
+    })
+}

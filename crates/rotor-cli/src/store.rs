@@ -1,0 +1,31 @@
+//! Opening the local store and the services the handlers run on.
+
+use anyhow::{Context, Result};
+use rotor_core::ports::{Services, SystemClock};
+use rotor_local_store::LocalStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn open(flag: Option<PathBuf>) -> Result<LocalStore> {
+    let dir = rotor_local_store::resolve_dir(flag.as_deref());
+    LocalStore::open(&dir).with_context(|| format!("cannot open the store at {}", dir.display()))
+}
+
+/// The embedded default: the local store stands in for Secrets Manager, KMS, IAM and
+/// CloudWatch; probes are real HTTP requests.
+pub fn services(store: &LocalStore) -> Services {
+    Services {
+        store: Arc::new(store.clone()),
+        kms: Arc::new(store.clone()),
+        iam: Arc::new(store.clone()),
+        audit: Arc::new(store.clone()),
+        prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
+        clock: Arc::new(SystemClock),
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,313 @@
+//! `rotor rotate` and `rotor rollback`: start the rotation state machine on the embedded
+//! executor, follow it, keep its history in the store.
+
+use crate::exit;
+use crate::store;
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use clap::Args;
+use rotor_asl::executor::{execution_arn, timestamp, Outcome, Status};
+use rotor_core::events::{Action, ExecutionInput};
+use rotor_core::policy::{Kind, Policy};
+use rotor_core::ports::{candidate_context, Kms, SecretStore};
+use rotor_core::secret::MAX_SECRET_BYTES;
+use rotor_local_store::{ExecutionRecord, LocalStore};
+use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct RotateArgs {
+    /// The secret to rotate.
+    #[arg(long, required_unless_present = "input", conflicts_with = "input")]
+    secret: Option<String>,
+    /// The new value (vendor keys), from a file; one trailing newline is dropped.
+    #[arg(long, conflicts_with = "candidate_stdin")]
+    candidate_file: Option<PathBuf>,
+    /// The new value (vendor keys), from standard input.
+    #[arg(long)]
+    candidate_stdin: bool,
+    /// Who asks (recorded in the audit trail).
+    #[arg(long)]
+    requested_by: Option<String>,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Start with this raw execution input (JSON or @FILE) instead, as StartExecution would.
+    #[arg(long)]
+    input: Option<String>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[arg(long)]
+    secret: String,
+    #[arg(long)]
+    requested_by: Option<String>,
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct RunFlags {
+    /// Print exactly one JSON document: execution id, status, outcome, error, cause, events.
+    #[arg(long)]
+    json: bool,
+    /// Really wait for Waits and retry intervals instead of advancing a virtual clock.
+    #[arg(long)]
+    real_time: bool,
+    /// Seed for retry jitter (repeatable runs).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// How an execution ended, from what the workflow recorded in its audit step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Rotated,
+    ManualRollback,
+    /// Refused or abandoned before promote: nothing changed.
+    Abandoned,
+    RolledBack,
+    Failed,
+}
+
+impl Ending {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Ending::Rotated | Ending::ManualRollback => exit::OK,
+            Ending::Abandoned => exit::ABANDONED,
+            Ending::RolledBack => exit::ROLLED_BACK,
+            Ending::Failed => exit::FAILED,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Rotated => "rotated",
+            Ending::ManualRollback => "rolled back (manual)",
+            Ending::Abandoned => "abandoned, nothing changed",
+            Ending::RolledBack => "rolled back after promote",
+            Ending::Failed => "failed",
+        }
+    }
+}
+
+/// The outcome the workflow handed to its audit step, if it got there.
+fn audited_outcome(events: &[Value]) -> Option<String> {
+    events.iter().rev().find_map(|e| {
+        let params = e
+            .get("taskScheduledEventDetails")?
+            .get("parameters")?
+            .as_str()?;
+        let params: Value = serde_json::from_str(params).ok()?;
+        if !params["FunctionName"].as_str()?.ends_with("audit-log") {
+            return None;
+        }
+        params["Payload"]["outcome"].as_str().map(str::to_string)
+    })
+}
+
+pub fn ending(outcome: &Outcome) -> Ending {
+    let audited = audited_outcome(&outcome.events);
+    match (outcome.status, audited.as_deref()) {
+        (Status::Succeeded, Some("manual-rollback")) => Ending::ManualRollback,
+        (Status::Succeeded, _) => Ending::Rotated,
+        (_, Some("rolled-back")) => Ending::RolledBack,
+        (_, _) if outcome.error.as_deref() == Some("Rotation.RolledBack") => Ending::RolledBack,
+        (_, Some("abandoned" | "refused")) => Ending::Abandoned,
+        _ => Ending::Failed,
+    }
+}
+
+pub struct Finished {
+    pub execution_id: String,
+    pub outcome: Outcome,
+    pub ending: Ending,
+    pub error: Option<String>,
+}
+
+/// Runs one execution of the rotation state machine and keeps its record in the store.
+pub async fn execute(
+    store: &LocalStore,
+    input: ExecutionInput,
+    flags: &RunFlags,
+    live: bool,
+) -> Result<Finished> {
+    let name = uuid::Uuid::new_v4().to_string();
+    let execution_id = execution_arn(STATE_MACHINE_NAME, &name);
+    let started_at = timestamp(chrono::Utc::now());
+    let options = RunnerOptions {
+        seed: flags.seed,
+        real_time: flags.real_time,
+        observer: live
+            .then(|| Arc::new(crate::output::print_event) as rotor_asl::executor::Observer),
+    };
+    let input_json = serde_json::to_value(&input)?;
+    let outcome = run_rotation(
+        load_rotation_definition(),
+        store::services(store),
+        &input,
+        &name,
+        options,
+    )
+    .await;
+    let ending = ending(&outcome);
+    let status = serde_json::to_value(outcome.status)?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    store
+        .save_execution(&ExecutionRecord {
+            execution_id: execution_id.clone(),
+            name,
+            secret_id: input.secret_id.clone(),
+            action: match input.action {
+                Action::Rotate => "rotate".into(),
+                Action::Rollback => "rollback".into(),
+            },
+            status,
+            started_at,
+            finished_at: Some(timestamp(chrono::Utc::now())),
+            input: input_json,
+            output: outcome.output.clone(),
+            error: outcome.error.clone(),
+            cause: outcome.cause.clone(),
+            events: outcome.events.clone(),
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+    let error = outcome.error.clone();
+    Ok(Finished {
+        execution_id,
+        outcome,
+        ending,
+        error,
+    })
+}
+
+fn report(finished: &Finished, json: bool) -> Result<u8> {
+    let o = &finished.outcome;
+    if json {
+        let status = serde_json::to_value(o.status)?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "execution_id": finished.execution_id,
+                "status": status,
+                "outcome": finished.ending.as_str(),
+                "output": o.output,
+                "error": o.error,
+                "cause": o.cause,
+                "events": o.events,
+            })
+        );
+    } else {
+        println!("execution {}", finished.execution_id);
+        println!("result: {}", finished.ending.as_str());
+        if let Some(e) = &o.error {
+            println!("error: {e}");
+            println!("cause: {}", o.cause.as_deref().unwrap_or("(none)"));
+        }
+    }
+    Ok(finished.ending.exit_code())
+}
+
+/// Checks what can be checked before starting, so a bad request changes nothing and says why.
+async fn preflight(store: &LocalStore, secret: &str, has_candidate: bool) -> Result<Policy> {
+    let info = store.describe(secret).await.map_err(|e| anyhow!("{e}"))?;
+    let policy = Policy::from_tags(secret, &info.tags).map_err(|e| anyhow!("{e}"))?;
+    match policy.kind {
+        Kind::VendorApiKey if !has_candidate => {
+            bail!("{secret} is a vendor-api-key: give the new key with --candidate-file or --candidate-stdin")
+        }
+        Kind::Generated | Kind::IamAccessKey if has_candidate => {
+            bail!("{secret} is of kind {}: rotor makes the new value itself, a candidate is not accepted", policy.kind.as_str())
+        }
+        _ => Ok(policy),
+    }
+}
+
+fn parse_input(arg: &str) -> Result<ExecutionInput> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read input file {path}"))?;
+            String::from_utf8(bytes).map_err(|_| anyhow!("input file {path} is not valid UTF-8"))?
+        }
+        None => arg.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow!("the execution input is not valid: {e}"))
+}
+
+pub fn rotate(store_dir: Option<PathBuf>, args: RotateArgs) -> Result<u8> {
+    let store = store::open(store_dir)?;
+    let rt = store::runtime()?;
+    rt.block_on(async {
+        let input = match (&args.input, &args.secret) {
+            (Some(raw), _) => {
+                let input = parse_input(raw)?;
+                store.describe(&input.secret_id).await.map_err(|e| anyhow!("{e}"))?;
+                input
+            }
+            (None, Some(secret)) => {
+                let has_candidate = args.candidate_file.is_some() || args.candidate_stdin;
+                preflight(&store, secret, has_candidate).await?;
+                let candidate_ciphertext = if has_candidate {
+                    let value = crate::secret::read_value(args.candidate_file.as_deref(), args.candidate_stdin, "candidate")?;
+                    if value.is_empty() {
+                        bail!("the candidate is empty");
+                    }
+                    if value.len() > MAX_SECRET_BYTES {
+                        bail!("the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}", value.len());
+                    }
+                    let blob = store.encrypt(&value, &candidate_context(secret)).await.map_err(|e| anyhow!("{e}"))?;
+                    Some(base64::engine::general_purpose::STANDARD.encode(blob))
+                } else {
+                    None
+                };
+                ExecutionInput {
+                    action: Action::Rotate,
+                    secret_id: secret.clone(),
+                    candidate_ciphertext,
+                    requested_by: args.requested_by.clone().or_else(default_requester),
+                    reason: args.reason.clone(),
+                }
+            }
+            (None, None) => bail!("give --secret or --input"),
+        };
+        let finished = execute(&store, input, &args.run, !args.run.json).await?;
+        report(&finished, args.run.json)
+    })
+}
+
+pub fn rollback(store_dir: Option<PathBuf>, args: RollbackArgs) -> Result<u8> {
+    let store = store::open(store_dir)?;
+    let rt = store::runtime()?;
+    rt.block_on(async {
+        store
+            .describe(&args.secret)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        let input = ExecutionInput {
+            action: Action::Rollback,
+            secret_id: args.secret.clone(),
+            candidate_ciphertext: None,
+            requested_by: args.requested_by.clone().or_else(default_requester),
+            reason: args.reason.clone(),
+        };
+        let finished = execute(&store, input, &args.run, !args.run.json).await?;
+        report(&finished, args.run.json)
+    })
+}
+
+/// `local:<user>` from the environment, so the audit trail names someone by default.
+pub fn default_requester() -> Option<String> {
+    std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("USERNAME").ok())
+        .map(|u| format!("local:{u}"))
+}
