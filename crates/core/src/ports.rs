@@ -17,7 +17,9 @@ pub trait SecretStore: Send + Sync {
     async fn get_value(&self, secret_id: &str, version: &Version) -> Result<(String, SecretValue)>;
     /// PutSecretValue(VersionStages=[AWSPENDING], ClientRequestToken=token): the token becomes
     /// the version id; the same token with the same value changes nothing; the same token with
-    /// another value is refused. Never two versions with AWSPENDING.
+    /// another value is refused. Never two versions with AWSPENDING: while another version
+    /// carries it, the call fails with `Rotation.InProgress` and writes nothing (checked in the
+    /// same transaction as the write where the store can, so racing rotations cannot both stage).
     async fn put_pending(
         &self,
         secret_id: &str,

@@ -423,9 +423,13 @@ impl LocalStore {
                 ))
                 .into());
             }
+            // AWS would move AWSPENDING off another version; rotor refuses instead, in the same
+            // transaction as the write, so two rotations racing past stage-pending's check
+            // cannot both stage: exactly one wins, the other gets Rotation.InProgress.
+            if let Some(holder) = stage_holder(tx, id, AWSPENDING)? {
+                return Err(RotorError::InProgress { secret_id: id.to_string(), version_id: holder }.into());
+            }
             insert_version(self, tx, id, token, value)?;
-            // PutSecretValue(VersionStages=[AWSPENDING]) moves the label: it leaves whatever
-            // version had it, so it is never on two versions.
             set_stage(tx, id, AWSPENDING, token)?;
             Ok(token.to_string())
         })

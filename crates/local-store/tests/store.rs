@@ -476,23 +476,30 @@ async fn put_pending_refuses_bad_values_and_tokens() {
 }
 
 #[tokio::test]
-async fn put_pending_moves_awspending_as_aws_does() {
+async fn put_pending_refuses_while_another_version_is_pending() {
+    // AWS would move AWSPENDING to the new version; rotor refuses in the same transaction so
+    // that two racing rotations cannot both stage.
     let (_t, store) = new_store();
     store
         .create_secret("s", &v("old"), no_tags(), None)
         .unwrap();
     let a = store.put_pending("s", &tok("a"), &v("A")).await.unwrap();
-    let b = store.put_pending("s", &tok("b"), &v("B")).await.unwrap();
+    let e = store
+        .put_pending("s", &tok("b"), &v("B"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.asl_name(), "Rotation.InProgress", "{e}");
     let info = store.describe("s").await.unwrap();
-    assert_eq!(holder(&info, AWSPENDING), Some(b.clone()));
-    assert!(
-        stages_of(&info, &a).is_empty(),
-        "the label left the older candidate"
+    assert_eq!(holder(&info, AWSPENDING), Some(a.clone()));
+    assert_eq!(
+        info.versions.len(),
+        2,
+        "no version was written for the refused candidate"
     );
     assert_eq!(
-        value_of(&store, "s", Version::Id(a)).await.1,
-        "A",
-        "a version without labels stays readable"
+        store.put_pending("s", &tok("a"), &v("A")).await.unwrap(),
+        a,
+        "the holder's own retry is still a no-op"
     );
 }
 
@@ -1406,8 +1413,11 @@ fn worker(dir: &Path, worker_id: &str, rounds: usize) -> Vec<String> {
             let value = format!("value-{worker_id}-{round}");
             let staged = match store.put_pending("shared", &token, &v(&value)).await {
                 Ok(id) => id,
-                // another worker may not have created "shared" yet
-                Err(e) if e.to_string().contains("does not exist") => {
+                // another worker may not have created "shared" yet, or holds AWSPENDING
+                Err(e)
+                    if e.to_string().contains("does not exist")
+                        || e.asl_name() == "Rotation.InProgress" =>
+                {
                     refusals.push(e.to_string());
                     continue;
                 }
