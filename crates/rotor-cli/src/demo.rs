@@ -22,9 +22,26 @@ use std::sync::Arc;
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Print each state transition as it happens.
+    /// Print each state transition as it happens (default: one line per execution with the
+    /// states it went through).
     #[arg(long)]
     verbose: bool,
+    /// Print only a JSON summary: `{"ok": bool, "scenarios": [{"scenario", "secret", "expected", "result", "ok", "execution_id", "error"}]}`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The states an execution went through, in order: what an auditor sees in the console graph.
+fn path(f: &crate::workflow::Finished) -> String {
+    f.outcome
+        .events
+        .iter()
+        .filter_map(|e| {
+            e.get("stateEnteredEventDetails")
+                .and_then(|d| d["name"].as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(" > ")
 }
 
 pub const PREFIX: &str = "richesreach/development/";
@@ -44,6 +61,7 @@ pub const SECRETS: &[(&str, &str)] = &[
 const APP_SECRET: &str = "openai_api_key";
 
 struct Row {
+    execution_id: String,
     scenario: &'static str,
     secret: String,
     expected: Ending,
@@ -125,17 +143,22 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             })
         });
         let app = AppStandIn::for_vendor(current_key, &vendor, "openai").await;
-        println!(
+        let say = |line: String| {
+            if !args.json {
+                println!("{line}");
+            }
+        };
+        say(format!(
             "vendor stand-in {}  app stand-in {}",
             vendor.base_url(),
             app.health_url()
-        );
+        ));
         seed(&store, &vendor, &app).await?;
-        println!(
+        say(format!(
             "seeded {} secrets under {PREFIX} in {}",
             SECRETS.len(),
             store.dir().display()
-        );
+        ));
         let flags = RunFlags::default();
         let mut rows = Vec::new();
 
@@ -149,12 +172,16 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
                 &store,
                 input(&id, Action::Rotate, Some(ct), "demo: scheduled rotation"),
                 &flags,
-                args.verbose,
+                args.verbose && !args.json,
             )
             .await?;
+            if !args.json && !args.verbose {
+                println!("  {id}: {}", path(&f));
+            }
             let (after, value) = current(&store, &id).await?;
             let works = value.expose() == new_key && after != before;
             rows.push(Row {
+                execution_id: f.execution_id.clone(),
                 scenario: "rotate",
                 secret: id,
                 expected: Ending::Rotated,
@@ -174,11 +201,15 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             &store,
             input(&id, Action::Rotate, Some(ct), "demo: bad candidate"),
             &flags,
-            args.verbose,
+            args.verbose && !args.json,
         )
         .await?;
+        if !args.json && !args.verbose {
+            println!("  {id}: {}", path(&f));
+        }
         let (after, _) = current(&store, &id).await?;
         rows.push(Row {
+            execution_id: f.execution_id.clone(),
             scenario: "bad candidate",
             secret: id,
             expected: Ending::Abandoned,
@@ -207,12 +238,16 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
                 "demo: app fails after promote",
             ),
             &flags,
-            args.verbose,
+            args.verbose && !args.json,
         )
         .await?;
+        if !args.json && !args.verbose {
+            println!("  {id}: {}", path(&f));
+        }
         app.set_broken(false);
         let (after, _) = current(&store, &id).await?;
         rows.push(Row {
+            execution_id: f.execution_id.clone(),
             scenario: "app fails after promote",
             secret: id,
             expected: Ending::RolledBack,
@@ -238,11 +273,15 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             &store,
             input(&id, Action::Rollback, None, "demo: manual rollback"),
             &flags,
-            args.verbose,
+            args.verbose && !args.json,
         )
         .await?;
+        if !args.json && !args.verbose {
+            println!("  {id}: {}", path(&f));
+        }
         let (after, _) = current(&store, &id).await?;
         rows.push(Row {
+            execution_id: f.execution_id.clone(),
             scenario: "manual rollback",
             secret: id,
             expected: Ending::ManualRollback,
@@ -254,15 +293,31 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             detail: format!("AWSCURRENT now {after}"),
         });
 
+        let all_ok = rows.iter().all(|r| r.got == r.expected);
+        if args.json {
+            let scenarios: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "scenario": r.scenario, "secret": r.secret, "expected": r.expected.as_str(),
+                        "result": r.got.as_str(), "ok": r.got == r.expected,
+                        "execution_id": r.execution_id, "detail": r.detail,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"ok": all_ok, "scenarios": scenarios})
+            );
+            return Ok(if all_ok { exit::OK } else { exit::FAILED });
+        }
         println!();
         println!(
             "{:<26} {:<46} {:<28} {:<4} detail",
             "scenario", "secret", "result", "ok"
         );
-        let mut all_ok = true;
         for r in &rows {
             let ok = r.got == r.expected;
-            all_ok &= ok;
             println!(
                 "{:<26} {:<46} {:<28} {:<4} {}",
                 r.scenario,
