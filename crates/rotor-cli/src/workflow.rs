@@ -117,6 +117,8 @@ pub fn ending(outcome: &Outcome) -> Ending {
     match (outcome.status, audited.as_deref()) {
         (Status::Succeeded, Some("manual-rollback")) => Ending::ManualRollback,
         (Status::Succeeded, _) => Ending::Rotated,
+        // The revert itself failed: AWSCURRENT may be on the new version; an operator must look.
+        _ if outcome.error.as_deref() == Some("Rotation.RevertFailed") => Ending::Failed,
         (_, Some("rolled-back")) => Ending::RolledBack,
         (_, _) if outcome.error.as_deref() == Some("Rotation.RolledBack") => Ending::RolledBack,
         (_, Some("abandoned" | "refused")) => Ending::Abandoned,
