@@ -313,3 +313,75 @@ pub fn default_requester() -> Option<String> {
         .or_else(|| std::env::var("USERNAME").ok())
         .map(|u| format!("local:{u}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn outcome(status: Status, error: Option<&str>, audited: Option<&str>) -> Outcome {
+        let events = audited
+            .map(|o| {
+                let params = json!({"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:rotor-audit-log", "Payload": {"outcome": o}});
+                vec![json!({"type": "TaskScheduled", "taskScheduledEventDetails": {"parameters": params.to_string()}})]
+            })
+            .unwrap_or_default();
+        Outcome {
+            status,
+            output: None,
+            error: error.map(str::to_string),
+            cause: None,
+            events,
+        }
+    }
+
+    #[test]
+    fn endings_follow_what_the_workflow_audited() {
+        assert_eq!(
+            ending(&outcome(Status::Succeeded, None, Some("rotated"))),
+            Ending::Rotated
+        );
+        assert_eq!(
+            ending(&outcome(Status::Succeeded, None, Some("manual-rollback"))),
+            Ending::ManualRollback
+        );
+        assert_eq!(
+            ending(&outcome(
+                Status::Failed,
+                Some("Probe.Rejected"),
+                Some("abandoned")
+            )),
+            Ending::Abandoned
+        );
+        assert_eq!(
+            ending(&outcome(
+                Status::Failed,
+                Some("Rotation.InProgress"),
+                Some("refused")
+            )),
+            Ending::Abandoned
+        );
+        assert_eq!(
+            ending(&outcome(
+                Status::Failed,
+                Some("Rotation.RolledBack"),
+                Some("rolled-back")
+            )),
+            Ending::RolledBack
+        );
+        assert_eq!(
+            ending(&outcome(
+                Status::Failed,
+                Some("Rotation.RevertFailed"),
+                Some("rolled-back")
+            )),
+            Ending::Failed
+        );
+        assert_eq!(
+            ending(&outcome(Status::Failed, Some("States.Runtime"), None)),
+            Ending::Failed
+        );
+        assert_eq!(Ending::Abandoned.exit_code(), 3);
+        assert_eq!(Ending::RolledBack.exit_code(), 4);
+    }
+}
