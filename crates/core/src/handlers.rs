@@ -212,6 +212,12 @@ pub async fn health_probe(svc: &Services, req: HealthProbeInput) -> Result<Healt
 
 /// promote: move AWSCURRENT to the pending version if it is still where stage-pending saw it
 /// (AWSPREVIOUS follows), then clear AWSPENDING.
+///
+/// `changed` says whether the move from `previous_version_id` to `pending_version_id` has been
+/// made, by this call or by an earlier attempt with the same input: a retry whose first
+/// attempt did the work (and whose answer was lost) answers `true` as that attempt did, so the
+/// execution history does not say "nothing changed" for a promote that happened. The labels
+/// show it: AWSCURRENT on the pending version and AWSPREVIOUS on the version it left.
 pub async fn promote(svc: &Services, req: PromoteInput) -> Result<PromoteOutput> {
     non_empty("secret_id", &req.secret_id)?;
     non_empty("pending_version_id", &req.pending_version_id)?;
@@ -229,7 +235,12 @@ pub async fn promote(svc: &Services, req: PromoteInput) -> Result<PromoteOutput>
         )));
     }
     let current = current_of(&info)?.version_id.clone();
-    let mut changed = false;
+    // An earlier attempt with this input already moved AWSCURRENT (see `changed` above).
+    let mut changed = current == req.pending_version_id
+        && req.pending_version_id != req.previous_version_id
+        && info
+            .version_with(AWSPREVIOUS)
+            .is_some_and(|v| v.version_id == req.previous_version_id);
     if current != req.pending_version_id {
         if current != req.previous_version_id {
             return Err(RotorError::Conflict {
@@ -270,6 +281,12 @@ pub async fn promote(svc: &Services, req: PromoteInput) -> Result<PromoteOutput>
 /// `manual` only reads: it answers which version AWSCURRENT should go back to (the AWSPREVIOUS
 /// version) and the state machine then moves it with `promote`, whose compare-and-swap makes
 /// the move safe to retry. Doing the move here would flip the labels again on a retry.
+///
+/// As with `promote`, a retry answers what the attempt that did the work answered: `abandon`
+/// reports this execution's version as undone (`changed`) whenever that version exists, since
+/// once abandon succeeded it carries neither AWSCURRENT nor AWSPENDING (this call or an earlier
+/// attempt took them off); `revert` reports `changed` when the labels show AWSCURRENT came back
+/// from the staged version (AWSCURRENT on the previous version, AWSPREVIOUS on the staged one).
 pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutput> {
     non_empty("secret_id", &req.secret_id)?;
     non_empty("execution_id", &req.execution_id)?;
@@ -286,7 +303,9 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
     match req.mode {
         RollbackMode::Abandon => {
             let token = token_for(&req.execution_id);
-            let mut changed = false;
+            // Only this execution stages under its token: if the version exists, this
+            // execution staged it, and after abandon it is out of use whichever attempt did it.
+            let changed = info.versions.iter().any(|v| v.version_id == token);
             let mut now_current = current.clone();
             if current == token {
                 // Promote went through before the failure: put AWSCURRENT back.
@@ -304,7 +323,6 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     .update_stage(id, AWSCURRENT, Some(&previous), Some(&token))
                     .await?;
                 now_current = previous;
-                changed = true;
             }
             // Only this execution's AWSPENDING: another execution's candidate is not ours to drop.
             if info
@@ -314,7 +332,6 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                 svc.store
                     .update_stage(id, AWSPENDING, None, Some(&token))
                     .await?;
-                changed = true;
             }
             Ok(out(now_current, changed.then_some(token), changed))
         }
@@ -322,7 +339,11 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
             let staged = req.staged.as_ref().ok_or_else(|| {
                 RotorError::input("rollback revert needs the staged step's output")
             })?;
-            let mut changed = false;
+            // An earlier attempt with this input already moved AWSCURRENT back.
+            let mut changed = current == staged.previous_version_id
+                && info
+                    .version_with(AWSPREVIOUS)
+                    .is_some_and(|v| v.version_id == staged.pending_version_id);
             if current == staged.pending_version_id {
                 svc.store
                     .update_stage(
