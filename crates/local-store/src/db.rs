@@ -119,14 +119,19 @@ pub(crate) fn open(dir: &Path) -> Result<(Connection, Keys, PathBuf)> {
     }
     let keys = load_or_create_master_key(&key_path)?;
     // Create the database file ourselves so it (and so its -wal and -shm, which SQLite gives
-    // the database's mode) is 0600.
-    OpenOptions::new()
+    // the database's mode) is 0600. Only ever a new file: opening and closing a handle on an
+    // existing database would drop every POSIX lock this process holds on it, including those
+    // of another connection already open here, and SQLite would then lose that one's WAL.
+    match OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(false)
+        .create_new(true)
         .mode(0o600)
         .open(&db_path)
-        .map_err(|e| io_error("create the local store database", &db_path, &e))?;
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_error("create the local store database", &db_path, &e)),
+    }
     let mut conn = Connection::open(&db_path).map_err(|e| sql_error(&db_path, &e))?;
     retry_busy(|| configure(&mut conn, &keys, &db_path)).map_err(|e| e.into_rotor(&db_path))?;
     Ok((conn, keys, db_path))

@@ -243,7 +243,6 @@ fn no_plaintext_leaks_only_secret_get_reveal_prints_a_value() {
 /// the first store's later commits go to an unlinked WAL that no other process ever sees (and
 /// further opens fail with "disk I/O error" or "database disk image is malformed").
 #[test]
-#[ignore = "rotor-local-store bug: a second LocalStore::open in one process drops the first one's SQLite locks"]
 fn a_second_local_store_in_one_process_loses_no_writes() {
     let rotor = Rotor::new("second-store");
     let tags = || BTreeMap::from([("rotor:kind".to_string(), "generated".to_string())]);
