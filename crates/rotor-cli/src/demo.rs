@@ -125,7 +125,7 @@ async fn current(store: &LocalStore, secret: &str) -> Result<(String, SecretValu
 }
 
 pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
-    let store = store::open(store_dir)?;
+    let store = store::open_or_create(store_dir)?;
     let rt = store::runtime()?;
     rt.block_on(async {
         let vendor = VendorStandIn::start().await;

@@ -58,6 +58,12 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    // `rotor history --json | head` should end quietly, as other Unix tools do, not panic.
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let store = cli.store;
     let result = match cli.command {

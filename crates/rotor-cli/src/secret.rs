@@ -114,7 +114,10 @@ pub fn show_json(info: &SecretInfo) -> serde_json::Value {
 }
 
 pub fn run(store_dir: Option<PathBuf>, cmd: SecretCommand) -> Result<u8> {
-    let store = store::open(store_dir)?;
+    let store = match cmd {
+        SecretCommand::Create(_) => store::open_or_create(store_dir)?,
+        _ => store::open(store_dir)?,
+    };
     let rt = store::runtime()?;
     match cmd {
         SecretCommand::Create(args) => {

@@ -6,9 +6,22 @@ use rotor_local_store::LocalStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub fn open(flag: Option<PathBuf>) -> Result<LocalStore> {
+/// Opens the store, creating it when missing (for commands that add to it).
+pub fn open_or_create(flag: Option<PathBuf>) -> Result<LocalStore> {
     let dir = rotor_local_store::resolve_dir(flag.as_deref());
     LocalStore::open(&dir).with_context(|| format!("cannot open the store at {}", dir.display()))
+}
+
+/// Opens an existing store: a mistyped --store must not silently create an empty one.
+pub fn open(flag: Option<PathBuf>) -> Result<LocalStore> {
+    let dir = rotor_local_store::resolve_dir(flag.as_deref());
+    if !dir.join(rotor_local_store::DB_FILE).exists() {
+        anyhow::bail!(
+            "there is no rotor store at {} (create a secret there first, run `rotor demo`, or give --store / ROTOR_STORE)",
+            dir.display()
+        );
+    }
+    open_or_create(flag)
 }
 
 /// The embedded default: the local store stands in for Secrets Manager, KMS, IAM and

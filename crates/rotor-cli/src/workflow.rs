@@ -11,6 +11,9 @@ use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::policy::{Kind, Policy};
 use rotor_core::ports::{candidate_context, Kms, SecretStore};
 use rotor_core::secret::MAX_SECRET_BYTES;
+
+/// KMS Encrypt's plaintext limit: a candidate travels as one KMS ciphertext.
+const MAX_KMS_PLAINTEXT: usize = 4096;
 use rotor_local_store::{ExecutionRecord, LocalStore};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
 use serde_json::Value;
@@ -265,6 +268,12 @@ pub fn rotate(store_dir: Option<PathBuf>, args: RotateArgs) -> Result<u8> {
                     }
                     if value.len() > MAX_SECRET_BYTES {
                         bail!("the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}", value.len());
+                    }
+                    if value.len() > MAX_KMS_PLAINTEXT {
+                        bail!(
+                            "the candidate is {} bytes; it travels KMS-encrypted and KMS encrypts at most {MAX_KMS_PLAINTEXT} bytes directly",
+                            value.len()
+                        );
                     }
                     let blob = store.encrypt(&value, &candidate_context(secret)).await.map_err(|e| anyhow!("{e}"))?;
                     Some(base64::engine::general_purpose::STANDARD.encode(blob))
