@@ -159,7 +159,42 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             SECRETS.len(),
             store.dir().display()
         ));
-        let flags = RunFlags::default();
+        let live = args.verbose && !args.json;
+        let quiet = args.json || args.verbose;
+        // One execution: encrypt the candidate, run the workflow, show its path.
+        let run = |id: String, action: Action, value: Option<String>, reason: &'static str| {
+            let store = store.clone();
+            async move {
+                let ct = match value {
+                    Some(v) => Some(candidate(&store, &id, &v).await?),
+                    None => None,
+                };
+                let f = execute(
+                    &store,
+                    input(&id, action, ct, reason),
+                    &RunFlags::default(),
+                    live,
+                )
+                .await?;
+                if !quiet {
+                    println!("  {id}: {}", path(&f));
+                }
+                anyhow::Ok(f)
+            }
+        };
+        let row = |f: &crate::workflow::Finished,
+                   scenario,
+                   secret: String,
+                   expected,
+                   held: bool,
+                   detail: String| Row {
+            execution_id: f.execution_id.clone(),
+            scenario,
+            secret,
+            expected,
+            got: if held { f.ending } else { Ending::Failed },
+            detail,
+        };
         let mut rows = Vec::new();
 
         // 1. Every secret rotated to a key the vendor issued.
@@ -167,131 +202,90 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             let id = format!("{PREFIX}{name}");
             let (before, _) = current(&store, &id).await?;
             let new_key = vendor.issue_key(preset);
-            let ct = candidate(&store, &id, &new_key).await?;
-            let f = execute(
-                &store,
-                input(&id, Action::Rotate, Some(ct), "demo: scheduled rotation"),
-                &flags,
-                args.verbose && !args.json,
+            let f = run(
+                id.clone(),
+                Action::Rotate,
+                Some(new_key.clone()),
+                "demo: scheduled rotation",
             )
             .await?;
-            if !args.json && !args.verbose {
-                println!("  {id}: {}", path(&f));
-            }
             let (after, value) = current(&store, &id).await?;
+            let detail = f
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("AWSCURRENT {before} -> {after}"));
             let works = value.expose() == new_key && after != before;
-            rows.push(Row {
-                execution_id: f.execution_id.clone(),
-                scenario: "rotate",
-                secret: id,
-                expected: Ending::Rotated,
-                got: if works { f.ending } else { Ending::Failed },
-                detail: f
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| format!("AWSCURRENT {before} -> {after}")),
-            });
+            rows.push(row(&f, "rotate", id, Ending::Rotated, works, detail));
         }
 
         // 2. A candidate the vendor never issued: rejected before promote, secret unchanged.
         let id = format!("{PREFIX}polygon_api_key");
         let (before, _) = current(&store, &id).await?;
-        let ct = candidate(&store, &id, "not-a-key-the-vendor-issued").await?;
-        let f = execute(
-            &store,
-            input(&id, Action::Rotate, Some(ct), "demo: bad candidate"),
-            &flags,
-            args.verbose && !args.json,
+        let f = run(
+            id.clone(),
+            Action::Rotate,
+            Some("not-a-key-the-vendor-issued".into()),
+            "demo: bad candidate",
         )
         .await?;
-        if !args.json && !args.verbose {
-            println!("  {id}: {}", path(&f));
-        }
         let (after, _) = current(&store, &id).await?;
-        rows.push(Row {
-            execution_id: f.execution_id.clone(),
-            scenario: "bad candidate",
-            secret: id,
-            expected: Ending::Abandoned,
-            got: if after == before {
-                f.ending
-            } else {
-                Ending::Failed
-            },
-            detail: format!(
-                "{}; AWSCURRENT still {after}",
-                f.error.clone().unwrap_or_default()
-            ),
-        });
+        let detail = format!(
+            "{}; AWSCURRENT still {after}",
+            f.error.clone().unwrap_or_default()
+        );
+        rows.push(row(
+            &f,
+            "bad candidate",
+            id,
+            Ending::Abandoned,
+            after == before,
+            detail,
+        ));
 
         // 3. The application breaks after promote: reverted to the old version.
         let id = format!("{PREFIX}{APP_SECRET}");
         let (before, _) = current(&store, &id).await?;
         app.set_broken(true);
-        let ct = candidate(&store, &id, &vendor.issue_key("openai")).await?;
-        let f = execute(
-            &store,
-            input(
-                &id,
-                Action::Rotate,
-                Some(ct),
-                "demo: app fails after promote",
-            ),
-            &flags,
-            args.verbose && !args.json,
+        let f = run(
+            id.clone(),
+            Action::Rotate,
+            Some(vendor.issue_key("openai")),
+            "demo: app fails after promote",
         )
-        .await?;
-        if !args.json && !args.verbose {
-            println!("  {id}: {}", path(&f));
-        }
+        .await;
         app.set_broken(false);
+        let f = f?;
         let (after, _) = current(&store, &id).await?;
-        rows.push(Row {
-            execution_id: f.execution_id.clone(),
-            scenario: "app fails after promote",
-            secret: id,
-            expected: Ending::RolledBack,
-            got: if after == before {
-                f.ending
-            } else {
-                Ending::Failed
-            },
-            detail: format!(
-                "{}; AWSCURRENT back on {after}",
-                f.error.clone().unwrap_or_default()
-            ),
-        });
+        let detail = format!(
+            "{}; AWSCURRENT back on {after}",
+            f.error.clone().unwrap_or_default()
+        );
+        rows.push(row(
+            &f,
+            "app fails after promote",
+            id,
+            Ending::RolledBack,
+            after == before,
+            detail,
+        ));
 
         // 4. An operator rolls a rotated secret back to AWSPREVIOUS (its seeded key).
         let id = format!("{PREFIX}finnhub_api_key");
         let info = store.describe(&id).await.map_err(|e| anyhow!("{e}"))?;
         let previous = info
             .version_with(rotor_core::secret::AWSPREVIOUS)
-            .map(|v| v.version_id.clone())
-            .unwrap_or_default();
-        let f = execute(
-            &store,
-            input(&id, Action::Rollback, None, "demo: manual rollback"),
-            &flags,
-            args.verbose && !args.json,
-        )
-        .await?;
-        if !args.json && !args.verbose {
-            println!("  {id}: {}", path(&f));
-        }
+            .map(|v| v.version_id.clone());
+        let f = run(id.clone(), Action::Rollback, None, "demo: manual rollback").await?;
         let (after, _) = current(&store, &id).await?;
-        rows.push(Row {
-            execution_id: f.execution_id.clone(),
-            scenario: "manual rollback",
-            secret: id,
-            expected: Ending::ManualRollback,
-            got: if after == previous {
-                f.ending
-            } else {
-                Ending::Failed
-            },
-            detail: format!("AWSCURRENT now {after}"),
-        });
+        let detail = format!("AWSCURRENT now {after}");
+        rows.push(row(
+            &f,
+            "manual rollback",
+            id,
+            Ending::ManualRollback,
+            previous.as_deref() == Some(after.as_str()),
+            detail,
+        ));
 
         let all_ok = rows.iter().all(|r| r.got == r.expected);
         if args.json {
