@@ -1,4 +1,5 @@
 //! Shared helpers for acceptance tests.
 
 pub mod cases;
+pub mod contract;
 pub mod moto;

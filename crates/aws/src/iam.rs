@@ -1,0 +1,200 @@
+//! [`Iam`] on AWS IAM: a user's access keys.
+
+use crate::errors::{classify, to_rotor, Call};
+use crate::{to_chrono, to_rfc3339};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_iam::types::StatusType;
+use aws_sdk_iam::Client;
+use chrono::{DateTime, Utc};
+use rotor_core::error::{Result, RotorError};
+use rotor_core::ports::{AccessKeyInfo, Iam, NewAccessKey};
+use rotor_core::secret::SecretValue;
+
+const SERVICE: &str = "IAM";
+
+/// IAM allows two access keys per user.
+pub const MAX_KEYS_PER_USER: usize = 2;
+
+/// The IAM adapter.
+#[derive(Debug, Clone)]
+pub struct AwsIam {
+    client: Client,
+}
+
+impl AwsIam {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self::from_client(Client::new(config))
+    }
+
+    pub fn from_client(client: Client) -> Self {
+        AwsIam { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn user_subject(user: &str) -> String {
+    format!("IAM user {user}")
+}
+
+fn key_subject(user: &str, access_key_id: &str) -> String {
+    format!("access key {access_key_id} of IAM user {user}")
+}
+
+#[async_trait]
+impl Iam for AwsIam {
+    /// ListAccessKeys, every page, oldest first. Unknown user: `Input.Invalid`.
+    async fn list_access_keys(&self, user: &str) -> Result<Vec<AccessKeyInfo>> {
+        let mut keys: Vec<(i64, AccessKeyInfo)> = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_access_keys()
+                .user_name(user)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    to_rotor(
+                        &classify(&e),
+                        Call::new(SERVICE, "ListAccessKeys", &user_subject(user)),
+                    )
+                })?;
+            for k in out.access_key_metadata {
+                let Some(id) = k.access_key_id else { continue };
+                let (millis, created_at) = match k.create_date {
+                    Some(d) => (d.to_millis().unwrap_or(0), to_rfc3339(&d)),
+                    None => (0, String::new()),
+                };
+                keys.push((
+                    millis,
+                    AccessKeyInfo {
+                        access_key_id: id,
+                        status: k.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                        created_at,
+                    },
+                ));
+            }
+            match out.marker.filter(|m| out.is_truncated && !m.is_empty()) {
+                Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
+                _ => break,
+            }
+        }
+        keys.sort_by_key(|(millis, _)| *millis);
+        Ok(keys.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// CreateAccessKey. A third key: `Rotation.KeyLimit` (LimitExceeded); unknown user:
+    /// `Input.Invalid`. The secret access key is returned only here.
+    async fn create_access_key(&self, user: &str) -> Result<NewAccessKey> {
+        let out = self
+            .client
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| {
+                let f = classify(&e);
+                if f.code() == Some("LimitExceeded") {
+                    return RotorError::KeyLimit(format!(
+                        "user {user} already has {MAX_KEYS_PER_USER} access keys ({})",
+                        f.cause()
+                    ));
+                }
+                to_rotor(
+                    &f,
+                    Call::new(SERVICE, "CreateAccessKey", &user_subject(user)),
+                )
+            })?;
+        let key = out.access_key.ok_or_else(|| {
+            RotorError::internal(format!(
+                "IAM CreateAccessKey for user {user} answered without an AccessKey"
+            ))
+        })?;
+        Ok(NewAccessKey {
+            access_key_id: key.access_key_id,
+            secret_access_key: SecretValue::new(key.secret_access_key),
+        })
+    }
+
+    /// UpdateAccessKey(Status=Active|Inactive). A key that is not the user's: `Input.Invalid`.
+    async fn set_access_key_active(
+        &self,
+        user: &str,
+        access_key_id: &str,
+        active: bool,
+    ) -> Result<()> {
+        let status = if active {
+            StatusType::Active
+        } else {
+            StatusType::Inactive
+        };
+        self.client
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(access_key_id)
+            .status(status)
+            .send()
+            .await
+            .map_err(|e| {
+                to_rotor(
+                    &classify(&e),
+                    Call::new(
+                        SERVICE,
+                        "UpdateAccessKey",
+                        &key_subject(user, access_key_id),
+                    ),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// DeleteAccessKey. A key that is not the user's: `Input.Invalid`.
+    async fn delete_access_key(&self, user: &str, access_key_id: &str) -> Result<()> {
+        self.client
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(access_key_id)
+            .send()
+            .await
+            .map_err(|e| {
+                to_rotor(
+                    &classify(&e),
+                    Call::new(
+                        SERVICE,
+                        "DeleteAccessKey",
+                        &key_subject(user, access_key_id),
+                    ),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// GetAccessKeyLastUsed: `None` when never used. Unknown key: `Input.Invalid`.
+    async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<DateTime<Utc>>> {
+        let out = self
+            .client
+            .get_access_key_last_used()
+            .access_key_id(access_key_id)
+            .send()
+            .await
+            .map_err(|e| {
+                to_rotor(
+                    &classify(&e),
+                    Call::new(
+                        SERVICE,
+                        "GetAccessKeyLastUsed",
+                        &format!("access key {access_key_id}"),
+                    ),
+                )
+            })?;
+        Ok(out
+            .access_key_last_used
+            .and_then(|u| u.last_used_date)
+            .and_then(|d| to_chrono(&d)))
+    }
+}

@@ -1,0 +1,558 @@
+//! [`SecretStore`] on AWS Secrets Manager.
+//!
+//! Besides calling the API, the adapter enforces on its side what AWS enforces and emulators
+//! (moto 5.2.5) do not, so rotor behaves the same on both and like the local store:
+//!
+//! * **Explicit reads.** GetSecretValue always carries a `VersionStage` or a `VersionId`, and
+//!   the answer is checked to be the version asked for (moto returns the old value for a
+//!   stage-less read after a promote).
+//! * **65,536 bytes.** A value over Secrets Manager's limit is refused before any call
+//!   (`Candidate.Invalid` for a candidate, `Input.Invalid` for a new secret): moto stores it.
+//! * **Same token, another value.** PutSecretValue with a ClientRequestToken that is already a
+//!   version: the same value is a no-op (AWS ignores the request: nothing is sent), another
+//!   value is refused as AWS's `ResourceExistsException` would be (moto silently overwrites a
+//!   version that still carries AWSPENDING).
+//! * **Never two AWSPENDING.** PutSecretValue is refused with `Rotation.InProgress` while
+//!   another version carries AWSPENDING (AWS would move the label off it, dropping another
+//!   rotation's candidate). Secrets Manager has no conditional write, so the check is repeated
+//!   right after the write: if another writer raced in, this call backs off (takes its label
+//!   off again) and fails with `Rotation.InProgress`; at most one of two racing rotations
+//!   stages, possibly none, never both.
+//! * **Atomic label moves.** UpdateSecretVersionStage is sent only after checking that the
+//!   target version exists, that `RemoveFromVersionId` names the version carrying the label,
+//!   and that a label already on another version is not moved without it (AWS's
+//!   InvalidParameterException; moto moves it anyway and leaves AWSPENDING on two versions).
+//!   moto takes the label off the old version before failing on a missing target; this adapter
+//!   never sends such a request, so on any error no label has changed.
+
+use crate::errors::{classify, map_sdk_error, to_rotor, Call, Failure};
+use crate::to_rfc3339;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::types::Tag;
+use aws_sdk_secretsmanager::Client;
+use rotor_core::error::{Result, RotorError};
+use rotor_core::ports::SecretStore;
+use rotor_core::secret::{
+    SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING, MAX_SECRET_BYTES,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+const SERVICE: &str = "Secrets Manager";
+
+/// Secrets Manager's ClientRequestToken length.
+pub const CLIENT_REQUEST_TOKEN_CHARS: std::ops::RangeInclusive<usize> = 32..=64;
+/// Staging labels per version.
+pub const MAX_STAGES_PER_VERSION: usize = 20;
+/// Staging label length.
+pub const MAX_STAGE_CHARS: usize = 256;
+
+/// The Secrets Manager adapter. Cheap to clone (the SDK client is an `Arc`).
+#[derive(Debug, Clone)]
+pub struct SecretsManagerStore {
+    client: Client,
+}
+
+fn subject(secret_id: &str) -> String {
+    format!("secret {secret_id}")
+}
+
+/// An empty value or one over 65,536 bytes; `make` builds the error.
+fn validate_value(value: &SecretValue, make: fn(String) -> RotorError) -> Result<()> {
+    if value.is_empty() {
+        return Err(make("the value is empty".into()));
+    }
+    if value.len() > MAX_SECRET_BYTES {
+        return Err(make(format!(
+            "the value is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn validate_stage(stage: &str) -> Result<()> {
+    let n = stage.chars().count();
+    if n == 0 || n > MAX_STAGE_CHARS {
+        return Err(RotorError::input(format!(
+            "staging label {stage:?} must be 1 to {MAX_STAGE_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Which versions carry which labels, as DescribeSecret's `VersionIdsToStages` says.
+type StageMap = BTreeMap<String, Vec<String>>;
+
+fn holders(stages: &StageMap, stage: &str) -> Vec<String> {
+    stages
+        .iter()
+        .filter(|(_, s)| s.iter().any(|x| x == stage))
+        .map(|(v, _)| v.clone())
+        .collect()
+}
+
+impl SecretsManagerStore {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self::from_client(Client::new(config))
+    }
+
+    pub fn from_client(client: Client) -> Self {
+        SecretsManagerStore { client }
+    }
+
+    /// The SDK client, for calls the port does not cover.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// CreateSecret: a new secret whose first version carries AWSCURRENT; returns its version
+    /// id. An empty value or one over 65,536 bytes is `Input.Invalid` before any call; so is an
+    /// existing id (ResourceExistsException). `kms_key_id` is the key Secrets Manager encrypts
+    /// the value with (its default `aws/secretsmanager` key when `None`).
+    pub async fn create_secret(
+        &self,
+        id: &str,
+        value: &SecretValue,
+        tags: &BTreeMap<String, String>,
+        description: Option<&str>,
+        kms_key_id: Option<&str>,
+    ) -> Result<String> {
+        validate_value(value, RotorError::InputInvalid)?;
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let out = self
+            .client
+            .create_secret()
+            .name(id)
+            .secret_string(value.expose())
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .set_description(description.map(str::to_string))
+            .set_kms_key_id(kms_key_id.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                let f = classify(&e);
+                if f.code() == Some("ResourceExistsException") {
+                    return RotorError::input(format!(
+                        "secret {id} already exists ({})",
+                        f.cause()
+                    ));
+                }
+                to_rotor(&f, Call::new(SERVICE, "CreateSecret", &subject(id)))
+            })?;
+        out.version_id.ok_or_else(|| {
+            RotorError::internal(format!(
+                "Secrets Manager CreateSecret for secret {id} answered without a VersionId"
+            ))
+        })
+    }
+
+    /// ListSecrets, then [`SecretStore::describe`] for each: every secret (not those scheduled
+    /// for deletion), by name, with its tags and versions. Never a value.
+    pub async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {
+        let mut names = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_secrets()
+                .set_next_token(next.clone())
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&e, Call::new(SERVICE, "ListSecrets", "the secrets")))?;
+            names.extend(
+                out.secret_list
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| s.deleted_date.is_none())
+                    .filter_map(|s| s.name),
+            );
+            match out.next_token.filter(|t| !t.is_empty()) {
+                // moto answers an empty NextToken on the last page; guard against a repeat too.
+                Some(t) if Some(&t) != next.as_ref() => next = Some(t),
+                _ => break,
+            }
+        }
+        names.sort();
+        let mut infos = Vec::with_capacity(names.len());
+        for name in names {
+            infos.push(self.describe(&name).await?);
+        }
+        Ok(infos)
+    }
+
+    /// DescribeSecret: name, description, tags and which versions carry labels (deprecated
+    /// versions are not in it). A secret scheduled for deletion is `Input.Invalid`.
+    async fn describe_secret(
+        &self,
+        secret_id: &str,
+    ) -> Result<(String, Option<String>, BTreeMap<String, String>, StageMap)> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| {
+                map_sdk_error(
+                    &e,
+                    Call::new(SERVICE, "DescribeSecret", &subject(secret_id)),
+                )
+            })?;
+        if out.deleted_date.is_some() {
+            return Err(RotorError::input(format!(
+                "secret {secret_id} is scheduled for deletion (restore it with RestoreSecret first)"
+            )));
+        }
+        let tags = out
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+            .collect();
+        let stages = out
+            .version_ids_to_stages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(v, mut s)| {
+                s.sort();
+                s.dedup();
+                (v, s)
+            })
+            .collect();
+        Ok((
+            out.name.unwrap_or_else(|| secret_id.to_string()),
+            out.description,
+            tags,
+            stages,
+        ))
+    }
+
+    /// ListSecretVersionIds(IncludeDeprecated=true), every page: every version with its labels,
+    /// oldest first (moto reports the listing time as every version's CreatedDate: then the
+    /// order is the order moto lists them in, which is creation order).
+    async fn versions(&self, secret_id: &str) -> Result<Vec<VersionInfo>> {
+        let mut versions: Vec<(i64, VersionInfo)> = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret_id)
+                .include_deprecated(true)
+                .set_next_token(next.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    map_sdk_error(
+                        &e,
+                        Call::new(SERVICE, "ListSecretVersionIds", &subject(secret_id)),
+                    )
+                })?;
+            for v in out.versions.unwrap_or_default() {
+                let Some(version_id) = v.version_id else {
+                    continue;
+                };
+                let mut stages = v.version_stages.unwrap_or_default();
+                stages.sort();
+                stages.dedup();
+                let (millis, created_at) = match v.created_date {
+                    Some(d) => (d.to_millis().unwrap_or(0), to_rfc3339(&d)),
+                    None => (0, String::new()),
+                };
+                versions.push((
+                    millis,
+                    VersionInfo {
+                        version_id,
+                        stages,
+                        created_at,
+                    },
+                ));
+            }
+            match out.next_token.filter(|t| !t.is_empty()) {
+                Some(t) if Some(&t) != next.as_ref() => next = Some(t),
+                _ => break,
+            }
+        }
+        // Stable: equal times keep the service's order.
+        versions.sort_by_key(|(millis, _)| *millis);
+        Ok(versions.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// UpdateSecretVersionStage, sent as asked (the checks are the caller's).
+    async fn send_update_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(stage)
+            .set_move_to_version_id(move_to.map(str::to_string))
+            .set_remove_from_version_id(remove_from.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                map_sdk_error(
+                    &e,
+                    Call::new(SERVICE, "UpdateSecretVersionStage", &subject(secret_id)),
+                )
+            })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretStore for SecretsManagerStore {
+    /// DescribeSecret + ListSecretVersionIds(IncludeDeprecated=true): tags, description and
+    /// every version (unlabelled ones too) with its labels, oldest first.
+    async fn describe(&self, secret_id: &str) -> Result<SecretInfo> {
+        let (name, description, tags, _) = self.describe_secret(secret_id).await?;
+        let versions = self.versions(secret_id).await?;
+        Ok(SecretInfo {
+            id: name,
+            description,
+            tags,
+            versions,
+        })
+    }
+
+    /// GetSecretValue with exactly the stage or version id asked for; the answer must be that
+    /// version (else `Rotor.Internal`). A binary secret is `Rotation.Unsupported`.
+    async fn get_value(&self, secret_id: &str, version: &Version) -> Result<(String, SecretValue)> {
+        let request = self.client.get_secret_value().secret_id(secret_id);
+        let (request, asked) = match version {
+            Version::Stage(stage) => (
+                request.version_stage(stage),
+                format!("staging label {stage}"),
+            ),
+            Version::Id(id) => (request.version_id(id), format!("version {id}")),
+        };
+        let out = request.send().await.map_err(|e| {
+            let f = classify(&e);
+            if matches!(&f, Failure::Service { code: Some(c), .. } if c == "ResourceNotFoundException")
+            {
+                // AWS says which is missing in the message (the secret, or the version).
+                return RotorError::input(format!(
+                    "secret {secret_id} has no {asked}, or does not exist ({})",
+                    f.cause()
+                ));
+            }
+            to_rotor(&f, Call::new(SERVICE, "GetSecretValue", &subject(secret_id)))
+        })?;
+        let version_id = out.version_id.clone().unwrap_or_default();
+        let stages = out.version_stages.clone().unwrap_or_default();
+        let matches = match version {
+            Version::Stage(stage) => stages.iter().any(|s| s == stage),
+            Version::Id(id) => &version_id == id,
+        };
+        if !matches || version_id.is_empty() {
+            return Err(RotorError::internal(format!(
+                "Secrets Manager GetSecretValue for secret {secret_id} with {asked} answered version {version_id:?} with labels {stages:?}"
+            )));
+        }
+        match out.secret_string {
+            Some(s) => Ok((version_id, SecretValue::new(s))),
+            None => Err(RotorError::Unsupported(format!(
+                "secret {secret_id} version {version_id} holds a binary value (SecretBinary): rotor rotates SecretString values only"
+            ))),
+        }
+    }
+
+    /// PutSecretValue(SecretString, ClientRequestToken=token, VersionStages=[AWSPENDING]) after
+    /// the checks in the module documentation; returns the version id (= token).
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretValue,
+    ) -> Result<String> {
+        let n = token.chars().count();
+        if !CLIENT_REQUEST_TOKEN_CHARS.contains(&n) {
+            return Err(RotorError::input(format!(
+                "ClientRequestToken {token:?} is {n} characters; Secrets Manager requires 32 to 64"
+            )));
+        }
+        validate_value(value, RotorError::CandidateInvalid)?;
+
+        let info = self.describe(secret_id).await?;
+        if info.versions.iter().any(|v| v.version_id == token) {
+            let (_, stored) = self
+                .get_value(secret_id, &Version::Id(token.into()))
+                .await?;
+            if stored == *value {
+                // AWS ignores the request: labels stay as they are.
+                return Ok(token.to_string());
+            }
+            return Err(RotorError::input(format!(
+                "a version with ClientRequestToken {token} already exists with a different value (ResourceExistsException): secret {secret_id}"
+            )));
+        }
+        if let Some(holder) = info.version_with(AWSPENDING) {
+            return Err(RotorError::InProgress {
+                secret_id: secret_id.to_string(),
+                version_id: holder.version_id.clone(),
+            });
+        }
+
+        let out = self
+            .client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .secret_string(value.expose())
+            .client_request_token(token)
+            .version_stages(AWSPENDING)
+            .send()
+            .await
+            .map_err(|e| {
+                let f = classify(&e);
+                if f.code() == Some("ResourceExistsException") {
+                    return RotorError::input(format!(
+                        "a version with ClientRequestToken {token} already exists with a different value ({}): secret {secret_id}",
+                        f.cause()
+                    ));
+                }
+                to_rotor(&f, Call::new(SERVICE, "PutSecretValue", &subject(secret_id)))
+            })?;
+        if out.version_id.as_deref() != Some(token) {
+            return Err(RotorError::internal(format!(
+                "Secrets Manager PutSecretValue for secret {secret_id} with ClientRequestToken {token} created version {:?}",
+                out.version_id
+            )));
+        }
+
+        // No conditional write on Secrets Manager: look again. Another writer that raced past
+        // the check above either took AWSPENDING from us (AWS) or shares it (moto).
+        let (_, _, _, stages) = self.describe_secret(secret_id).await?;
+        let others: Vec<String> = holders(&stages, AWSPENDING)
+            .into_iter()
+            .filter(|v| v != token)
+            .collect();
+        if let Some(other) = others.first() {
+            let ours = stages
+                .get(token)
+                .is_some_and(|s| s.iter().any(|x| x == AWSPENDING));
+            if ours {
+                self.send_update_stage(secret_id, AWSPENDING, None, Some(token))
+                    .await?;
+            }
+            return Err(RotorError::InProgress {
+                secret_id: secret_id.to_string(),
+                version_id: other.clone(),
+            });
+        }
+        Ok(token.to_string())
+    }
+
+    /// UpdateSecretVersionStage, sent only when it will succeed whole (see the module
+    /// documentation); the same rules as the local store:
+    /// * `move_to` (and `remove_from`) must be versions of the secret;
+    /// * a label on another version moves only with `remove_from` naming that version;
+    ///   already on `move_to`: nothing is sent;
+    /// * `move_to == None` removes the label from `remove_from`, which must carry it;
+    ///   AWSCURRENT can only be moved;
+    /// * moving AWSCURRENT puts AWSPREVIOUS on the version it left (Secrets Manager does it).
+    async fn update_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<()> {
+        validate_stage(stage)?;
+        if move_to.is_none() && remove_from.is_none() {
+            return Err(RotorError::input(
+                "UpdateSecretVersionStage needs MoveToVersionId, RemoveFromVersionId or both (InvalidParameterException)",
+            ));
+        }
+        let info = self.describe(secret_id).await?;
+        let id = secret_id;
+        let known: BTreeSet<&str> = info
+            .versions
+            .iter()
+            .map(|v| v.version_id.as_str())
+            .collect();
+        for v in move_to.iter().chain(remove_from.iter()) {
+            if !known.contains(v) {
+                return Err(RotorError::input(format!(
+                    "secret {id} has no version {v} (ResourceNotFoundException): no label changed"
+                )));
+            }
+        }
+        let on: Vec<&str> = info
+            .versions
+            .iter()
+            .filter(|v| v.stages.iter().any(|s| s == stage))
+            .map(|v| v.version_id.as_str())
+            .collect();
+        if on.len() > 1 {
+            return Err(RotorError::internal(format!(
+                "secret {id}: staging label {stage} is on {} versions ({}); Secrets Manager keeps a label on one version: fix the labels by hand",
+                on.len(),
+                on.join(", ")
+            )));
+        }
+        let holder = on.first().copied();
+        let wrong_remove_from = |r: &str| -> RotorError {
+            let where_ = match holder {
+                Some(h) => format!("it is on version {h}"),
+                None => "it is on no version".into(),
+            };
+            RotorError::input(format!(
+                "secret {id}: staging label {stage} is not on version {r} ({where_}); RemoveFromVersionId must name the version the label is on (InvalidParameterException): no label changed"
+            ))
+        };
+        match move_to {
+            Some(m) => {
+                if holder == Some(m) {
+                    return match remove_from {
+                        Some(r) if r != m => Err(wrong_remove_from(r)),
+                        _ => Ok(()),
+                    };
+                }
+                match (holder, remove_from) {
+                    (Some(h), Some(r)) if h == r => {}
+                    (Some(h), None) => {
+                        return Err(RotorError::input(format!(
+                            "secret {id}: staging label {stage} is on version {h}; moving it needs RemoveFromVersionId {h} (InvalidParameterException): no label changed"
+                        )))
+                    }
+                    (None, None) => {}
+                    (_, Some(r)) => return Err(wrong_remove_from(r)),
+                }
+                let labels = info
+                    .versions
+                    .iter()
+                    .find(|v| v.version_id == m)
+                    .map(|v| v.stages.len())
+                    .unwrap_or(0)
+                    + 1;
+                if labels > MAX_STAGES_PER_VERSION {
+                    return Err(RotorError::input(format!(
+                        "secret {id}: version {m} would carry {labels} staging labels; Secrets Manager allows {MAX_STAGES_PER_VERSION} (LimitExceededException): no label changed"
+                    )));
+                }
+                self.send_update_stage(id, stage, Some(m), remove_from)
+                    .await
+            }
+            None => {
+                let r = remove_from.expect("checked above");
+                if holder != Some(r) {
+                    return Err(wrong_remove_from(r));
+                }
+                if stage == AWSCURRENT {
+                    return Err(RotorError::input(format!(
+                        "secret {id}: AWSCURRENT can only be moved to another version; it can't be completely removed (InvalidParameterException)"
+                    )));
+                }
+                self.send_update_stage(id, stage, None, Some(r)).await
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! STS GetCallerIdentity signed with given credentials: proves an access key authenticates
+//! (and says whose it is). For the IAM key probes.
+//!
+//! GetCallerIdentity needs no permission, so it proves authentication only; a probe should
+//! also make one call the key is meant to be allowed.
+
+use crate::errors::{classify, to_rotor, Call};
+use aws_config::SdkConfig;
+use aws_sdk_sts::config::Credentials;
+use rotor_core::error::{Result, RotorError};
+use rotor_core::secret::SecretValue;
+
+const SERVICE: &str = "STS";
+
+/// Who a key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub account: String,
+    /// e.g. `arn:aws:iam::123456789012:user/ci-bot`.
+    pub arn: String,
+    pub user_id: String,
+}
+
+impl CallerIdentity {
+    /// The IAM user name when the ARN is a user's (`...:user/path/name` -> `name`).
+    pub fn user_name(&self) -> Option<&str> {
+        let resource = self.arn.split(':').nth(5)?;
+        let rest = resource.strip_prefix("user/")?;
+        rest.rsplit('/').next()
+    }
+}
+
+/// Builds a one-off STS client per call (the credentials differ per call) over the shared
+/// configuration: same region, endpoint and HTTP client.
+#[derive(Debug, Clone)]
+pub struct Sts {
+    config: SdkConfig,
+}
+
+impl Sts {
+    pub fn new(config: &SdkConfig) -> Self {
+        Sts {
+            config: config.clone(),
+        }
+    }
+
+    /// GetCallerIdentity signed with `access_key_id` / `secret_access_key`.
+    ///
+    /// * `InvalidClientTokenId` (the key is unknown to STS): `Probe.NotReady` — a new key takes
+    ///   seconds to become usable everywhere, so the state machine retries; a deleted key ends
+    ///   up rejected after the retries.
+    /// * `SignatureDoesNotMatch`, `ExpiredToken`, `AccessDenied`: `Probe.Rejected`.
+    /// * Anything else: the common mapping (throttling and network failures are retried).
+    pub async fn caller_identity(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &SecretValue,
+    ) -> Result<CallerIdentity> {
+        let credentials = Credentials::new(
+            access_key_id,
+            secret_access_key.expose(),
+            None,
+            None,
+            "rotor-iam-probe",
+        );
+        let config = aws_sdk_sts::config::Builder::from(&self.config)
+            .credentials_provider(credentials)
+            .build();
+        let client = aws_sdk_sts::Client::from_conf(config);
+        let subject = format!("access key {access_key_id}");
+        let out = client.get_caller_identity().send().await.map_err(|e| {
+            let f = classify(&e);
+            match f.code() {
+                Some("InvalidClientTokenId") => RotorError::ProbeNotReady(format!(
+                    "STS does not accept access key {access_key_id} (yet) ({}): a new key takes a few seconds to propagate",
+                    f.cause()
+                )),
+                Some(
+                    "SignatureDoesNotMatch" | "ExpiredToken" | "AccessDenied"
+                    | "AccessDeniedException",
+                ) => RotorError::ProbeRejected(format!(
+                    "STS rejected access key {access_key_id} ({})",
+                    f.cause()
+                )),
+                _ => to_rotor(&f, Call::new(SERVICE, "GetCallerIdentity", &subject)),
+            }
+        })?;
+        Ok(CallerIdentity {
+            account: out.account.unwrap_or_default(),
+            arn: out.arn.unwrap_or_default(),
+            user_id: out.user_id.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_name_from_arn() {
+        let id = |arn: &str| CallerIdentity {
+            account: "123456789012".into(),
+            arn: arn.into(),
+            user_id: "AIDA".into(),
+        };
+        assert_eq!(
+            id("arn:aws:iam::123456789012:user/ci-bot").user_name(),
+            Some("ci-bot")
+        );
+        assert_eq!(
+            id("arn:aws:iam::123456789012:user/team/ci-bot").user_name(),
+            Some("ci-bot")
+        );
+        assert_eq!(
+            id("arn:aws:sts::123456789012:assumed-role/r/s").user_name(),
+            None
+        );
+    }
+}
