@@ -1,14 +1,28 @@
-//! Which outside world the functions talk to, chosen once per cold start. Until the AWS
-//! adapters land, the backend is the local store (`ROTOR_STORE`, default `./.rotor`), which lets
-//! `cargo lambda watch` run the real functions on a laptop against the store `rotor` uses.
+//! Which outside world the functions talk to, chosen once per cold start.
+//!
+//! * `aws` (the default: these binaries run on Lambda): Secrets Manager, KMS, IAM, STS and
+//!   CloudWatch through `rotor-aws`, region and credentials from the Lambda environment,
+//!   `ROTOR_KMS_KEY_ID` for the candidate key (default `alias/rotor-candidates`).
+//! * `local`: the local store (`ROTOR_STORE`, default `./.rotor`), so `cargo lambda watch` can
+//!   run the real functions on a laptop against the store `rotor` uses.
 
 use rotor_core::ports::{Services, SystemClock};
 use rotor_core::RotorError;
 use std::sync::Arc;
 
+/// The candidate key when `ROTOR_KMS_KEY_ID` is not set.
+pub const DEFAULT_KMS_KEY: &str = "alias/rotor-candidates";
+
 pub async fn services_from_env() -> Result<Services, RotorError> {
-    let backend = std::env::var("ROTOR_BACKEND").unwrap_or_else(|_| "local".into());
-    match backend.as_str() {
+    services_for(&std::env::var("ROTOR_BACKEND").unwrap_or_else(|_| "aws".into())).await
+}
+
+pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
+    match backend {
+        "aws" => {
+            let key = std::env::var("ROTOR_KMS_KEY_ID").unwrap_or_else(|_| DEFAULT_KMS_KEY.into());
+            rotor_aws::config::services(&rotor_aws::config::AwsOptions::default(), key).await
+        }
         "local" => {
             let store = rotor_local_store::LocalStore::open_default()?;
             Ok(Services {
@@ -21,7 +35,19 @@ pub async fn services_from_env() -> Result<Services, RotorError> {
             })
         }
         other => Err(RotorError::input(format!(
-            "ROTOR_BACKEND={other:?} is not supported (supported: local)"
+            "ROTOR_BACKEND={other:?} is not supported (supported: aws, local)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_backend_names_the_supported_ones() {
+        let e = services_for("gcp").await.err().expect("refused");
+        assert_eq!(e.asl_name(), "Input.Invalid");
+        assert!(e.to_string().contains("aws, local"), "{e}");
     }
 }
