@@ -33,19 +33,13 @@ use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
 use rotor_core::error::{Result, RotorError};
 use rotor_core::ports::SecretStore;
-use rotor_core::secret::{
-    SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING, MAX_SECRET_BYTES,
-};
+use rotor_core::secret::{SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING};
 use std::collections::{BTreeMap, BTreeSet};
 
 const SERVICE: &str = "Secrets Manager";
 
-/// Secrets Manager's ClientRequestToken length.
-pub const CLIENT_REQUEST_TOKEN_CHARS: std::ops::RangeInclusive<usize> = 32..=64;
-/// Staging labels per version.
-pub const MAX_STAGES_PER_VERSION: usize = 20;
-/// Staging label length.
-pub const MAX_STAGE_CHARS: usize = 256;
+use rotor_core::limits::{validate_stage, validate_value};
+pub use rotor_core::limits::{CLIENT_REQUEST_TOKEN_CHARS, MAX_STAGES_PER_VERSION, MAX_STAGE_CHARS};
 
 /// The Secrets Manager adapter. Cheap to clone (the SDK client is an `Arc`).
 #[derive(Debug, Clone)]
@@ -55,30 +49,6 @@ pub struct SecretsManagerStore {
 
 fn subject(secret_id: &str) -> String {
     format!("secret {secret_id}")
-}
-
-/// An empty value or one over 65,536 bytes; `make` builds the error.
-fn validate_value(value: &SecretValue, make: fn(String) -> RotorError) -> Result<()> {
-    if value.is_empty() {
-        return Err(make("the value is empty".into()));
-    }
-    if value.len() > MAX_SECRET_BYTES {
-        return Err(make(format!(
-            "the value is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
-            value.len()
-        )));
-    }
-    Ok(())
-}
-
-fn validate_stage(stage: &str) -> Result<()> {
-    let n = stage.chars().count();
-    if n == 0 || n > MAX_STAGE_CHARS {
-        return Err(RotorError::input(format!(
-            "staging label {stage:?} must be 1 to {MAX_STAGE_CHARS} characters"
-        )));
-    }
-    Ok(())
 }
 
 /// Which versions carry which labels, as DescribeSecret's `VersionIdsToStages` says.

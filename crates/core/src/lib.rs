@@ -10,6 +10,7 @@
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod limits;
 pub mod policy;
 pub mod ports;
 pub mod probe;

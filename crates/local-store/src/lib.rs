@@ -30,7 +30,7 @@ mod secrets;
 pub use audit::ExecutionRecord;
 pub use iam::MAX_KEYS_PER_USER;
 pub use kms::MAX_KMS_PLAINTEXT_BYTES;
-pub use secrets::{
+pub use rotor_core::limits::{
     CLIENT_REQUEST_TOKEN_CHARS, MAX_DESCRIPTION_CHARS, MAX_SECRET_ID_CHARS, MAX_STAGES_PER_VERSION,
     MAX_STAGE_CHARS, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
 };

@@ -8,91 +8,14 @@ use rotor_core::error::{Result, RotorError};
 use rotor_core::ports::SecretStore;
 use rotor_core::secret::{
     SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
-    MAX_SECRET_BYTES,
 };
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 
-/// Secrets Manager's limits, enforced here as AWS does.
-pub const MAX_SECRET_ID_CHARS: usize = 512;
-pub const MAX_TAGS: usize = 50;
-pub const MAX_TAG_KEY_CHARS: usize = 128;
-pub const MAX_TAG_VALUE_CHARS: usize = 256;
-pub const MAX_DESCRIPTION_CHARS: usize = 2048;
-pub const MAX_STAGE_CHARS: usize = 256;
-pub const MAX_STAGES_PER_VERSION: usize = 20;
-pub const CLIENT_REQUEST_TOKEN_CHARS: std::ops::RangeInclusive<usize> = 32..=64;
-
-fn validate_secret_id(id: &str) -> Result<()> {
-    let n = id.chars().count();
-    if n == 0 || n > MAX_SECRET_ID_CHARS {
-        return Err(RotorError::input(format!(
-            "secret id {id:?} must be 1 to {MAX_SECRET_ID_CHARS} characters, not {n}"
-        )));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
-    {
-        return Err(RotorError::input(format!(
-            "secret id {id:?} contains {c:?}: Secrets Manager allows only A-Z a-z 0-9 / _ + = . @ -"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_tags(tags: &BTreeMap<String, String>) -> Result<()> {
-    for (k, v) in tags {
-        let kn = k.chars().count();
-        if kn == 0 || kn > MAX_TAG_KEY_CHARS {
-            return Err(RotorError::input(format!(
-                "tag key {k:?} must be 1 to {MAX_TAG_KEY_CHARS} characters"
-            )));
-        }
-        if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(RotorError::input(format!(
-                "tag key {k:?}: the aws: prefix is reserved for AWS"
-            )));
-        }
-        if v.chars().count() > MAX_TAG_VALUE_CHARS {
-            return Err(RotorError::input(format!(
-                "the value of tag {k:?} is longer than {MAX_TAG_VALUE_CHARS} characters"
-            )));
-        }
-    }
-    if tags.len() > MAX_TAGS {
-        return Err(RotorError::input(format!(
-            "a secret has at most {MAX_TAGS} tags, not {}",
-            tags.len()
-        )));
-    }
-    Ok(())
-}
-
-fn validate_stage(stage: &str) -> Result<()> {
-    let n = stage.chars().count();
-    if n == 0 || n > MAX_STAGE_CHARS {
-        return Err(RotorError::input(format!(
-            "staging label {stage:?} must be 1 to {MAX_STAGE_CHARS} characters"
-        )));
-    }
-    Ok(())
-}
-
-/// A value Secrets Manager would store: not empty, at most 65,536 bytes. `make` builds the
-/// error (Input.Invalid for a new secret, Candidate.Invalid for a candidate).
-fn validate_value(value: &SecretValue, make: fn(String) -> RotorError) -> Result<()> {
-    if value.is_empty() {
-        return Err(make("the value is empty".into()));
-    }
-    if value.len() > MAX_SECRET_BYTES {
-        return Err(make(format!(
-            "the value is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
-            value.len()
-        )));
-    }
-    Ok(())
-}
+use rotor_core::limits::{
+    validate_secret_id, validate_stage, validate_tags, validate_value, CLIENT_REQUEST_TOKEN_CHARS,
+    MAX_DESCRIPTION_CHARS, MAX_STAGES_PER_VERSION, MAX_TAGS,
+};
 
 fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
     let found: Option<i64> = tx
