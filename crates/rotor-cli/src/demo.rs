@@ -3,7 +3,7 @@
 
 use crate::exit;
 use crate::store;
-use crate::workflow::{execute, Ending, RunFlags};
+use crate::workflow::{execute, Ending, Run};
 use anyhow::{anyhow, Result};
 use base64::Engine;
 use clap::Args;
@@ -171,8 +171,9 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
                 };
                 let f = execute(
                     &store,
+                    store::services(&store),
                     input(&id, action, ct, reason),
-                    &RunFlags::default(),
+                    Run::default(),
                     live,
                 )
                 .await?;

@@ -1,27 +1,32 @@
 //! `rotor`: safe, audited rotation of API keys and IAM access keys.
 
+mod backend;
 mod demo;
 mod output;
 mod records;
 mod secret;
 mod sfn;
+mod start;
 mod store;
 mod workflow;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
     name = "rotor",
     version,
-    about = "Safe, audited rotation of API keys and AWS IAM access keys"
+    about = "Safe, audited rotation of API keys and AWS IAM access keys",
+    after_help = "Backends: local (default) keeps secrets, KMS, audit and execution records in the local store \
+(--store, ROTOR_STORE, else ./.rotor). aws (--backend aws or ROTOR_BACKEND=aws) uses Secrets Manager, KMS, \
+CloudWatch and Step Functions; rotate and rollback still run the state machine in-process, and keep their \
+execution and audit records in the local store directory as a cache of what ran from this machine \
+(rotor history and rotor audit read that cache; rotor history --execution-arn reads Step Functions)."
 )]
 struct Cli {
-    /// The local store (default: $ROTOR_STORE, else ./.rotor).
-    #[arg(long, global = true, value_name = "DIR")]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    global: backend::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,18 +36,25 @@ enum Command {
     /// Validate and run Amazon States Language state machines locally.
     #[command(subcommand)]
     Sfn(sfn::SfnCommand),
-    /// Create, list and inspect secrets in the local store (values are never printed but by `get --reveal`).
+    /// Create, list and inspect secrets in the local store or Secrets Manager (values are never printed but by `get --reveal`).
     #[command(subcommand)]
     Secret(secret::SecretCommand),
-    /// Rotate a secret through the rotation state machine.
+    /// Rotate a secret through the rotation state machine, run in-process (on the aws backend
+    /// over Secrets Manager and KMS; the execution record is kept in the local store directory,
+    /// a cache of what ran from this machine).
     Rotate(workflow::RotateArgs),
-    /// Roll a secret back to its previous version (AWSPREVIOUS) through the state machine.
+    /// Roll a secret back to its previous version (AWSPREVIOUS) through the state machine, run
+    /// in-process (on the aws backend the record is kept in the local cache, as for rotate).
     Rollback(workflow::RollbackArgs),
-    /// Executions and their histories (events as in GetExecutionHistory).
+    /// Start the deployed rotation state machine on AWS Step Functions (aws backend; what CI uses).
+    Start(start::StartArgs),
+    /// Executions and their histories (events as in GetExecutionHistory); on the aws backend the
+    /// local cache of what ran from here, or one Step Functions execution with --execution-arn.
     History(records::HistoryArgs),
-    /// Audit records: who rotated what, when, with which outcome.
+    /// Audit records: who rotated what, when, with which outcome (on the aws backend: of the
+    /// rotations run from this machine, from the local cache).
     Audit(records::AuditArgs),
-    /// Seed demo secrets, start local vendor and app stand-ins, and run every scenario.
+    /// Seed demo secrets, start local vendor and app stand-ins, and run every scenario (local backend).
     Demo(demo::DemoArgs),
 }
 
@@ -64,16 +76,26 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // An empty ROTOR_BACKEND or ROTOR_CLOCK means "not set", as it does for the other variables.
+    for var in ["ROTOR_BACKEND", "ROTOR_CLOCK"] {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
     let cli = Cli::parse();
-    let store = cli.store;
+    let global = cli.global;
     let result = match cli.command {
-        Command::Sfn(cmd) => sfn::run(cmd),
-        Command::Secret(cmd) => secret::run(store, cmd),
-        Command::Rotate(args) => workflow::rotate(store, args),
-        Command::Rollback(args) => workflow::rollback(store, args),
-        Command::History(args) => records::history(store, args),
-        Command::Audit(args) => records::audit(store, args),
-        Command::Demo(args) => demo::run(store, args),
+        Command::Sfn(cmd) => sfn::run(cmd, global.clock == Some(backend::ClockKind::Real)),
+        Command::Secret(cmd) => secret::run(&global, cmd),
+        Command::Rotate(args) => workflow::rotate(&global, args),
+        Command::Rollback(args) => workflow::rollback(&global, args),
+        Command::Start(args) => start::start(&global, args),
+        Command::History(args) => records::history(&global, args),
+        Command::Audit(args) => records::audit(&global, args),
+        Command::Demo(_) if global.backend() == backend::BackendKind::Aws => {
+            Err(anyhow::anyhow!("rotor demo runs on the local backend only (it seeds the local store and starts loopback stand-ins)"))
+        }
+        Command::Demo(args) => demo::run(global.store, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,11 +1,11 @@
 //! `rotor secret create|list|show|get`.
 
+use crate::backend::{Backend, GlobalArgs, Need};
 use crate::exit;
 use crate::store;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use rotor_core::policy::{Policy, TAG_KIND, TAG_PROBE};
-use rotor_core::ports::SecretStore;
 use rotor_core::secret::{SecretInfo, SecretValue, Version, AWSCURRENT};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub enum SecretCommand {
     /// Create a secret; its policy is written as `rotor:*` tags.
     Create(CreateArgs),
-    /// List the secrets in the store.
+    /// List the secrets in the store (on aws: every secret in the account and region).
     List {
         #[arg(long)]
         json: bool,
@@ -113,12 +113,14 @@ pub fn show_json(info: &SecretInfo) -> serde_json::Value {
     })
 }
 
-pub fn run(store_dir: Option<PathBuf>, cmd: SecretCommand) -> Result<u8> {
-    let store = match cmd {
-        SecretCommand::Create(_) => store::open_or_create(store_dir)?,
-        _ => store::open(store_dir)?,
+pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
+    let need = match cmd {
+        SecretCommand::Create(_) => Need::CreateIfMissing,
+        _ => Need::Existing,
     };
     let rt = store::runtime()?;
+    let backend = rt.block_on(Backend::open(global, need))?;
+    let store = backend.secrets();
     match cmd {
         SecretCommand::Create(args) => {
             let mut tags = parse_tags(&args.tags)?;
@@ -128,14 +130,30 @@ pub fn run(store_dir: Option<PathBuf>, cmd: SecretCommand) -> Result<u8> {
             }
             Policy::from_tags(&args.id, &tags).map_err(|e| anyhow!("{e}"))?;
             let value = read_value(args.value_file.as_deref(), args.value_stdin, "value")?;
-            let version = store
-                .create_secret(&args.id, &value, tags, args.description)
-                .map_err(|e| anyhow!("{e}"))?;
+            let version = match &backend {
+                Backend::Local(local) => local
+                    .create_secret(&args.id, &value, tags, args.description)
+                    .map_err(|e| anyhow!("{e}"))?,
+                Backend::Aws(aws) => rt
+                    .block_on(aws.secrets.create_secret(
+                        &args.id,
+                        &value,
+                        &tags,
+                        args.description.as_deref(),
+                        None,
+                    ))
+                    .map_err(|e| anyhow!("{e}"))?,
+            };
             println!("created {} (version {version}, AWSCURRENT)", args.id);
             Ok(exit::OK)
         }
         SecretCommand::List { json } => {
-            let secrets = store.list_secrets().map_err(|e| anyhow!("{e}"))?;
+            let secrets = match &backend {
+                Backend::Local(local) => local.list_secrets().map_err(|e| anyhow!("{e}"))?,
+                Backend::Aws(aws) => rt
+                    .block_on(aws.secrets.list_secrets())
+                    .map_err(|e| anyhow!("{e}"))?,
+            };
             if json {
                 println!(
                     "{}",

@@ -41,7 +41,8 @@ pub struct RunArgs {
     /// The test case of the mock config to use.
     #[arg(long, requires = "mock_config")]
     test_case: Option<String>,
-    /// Really wait for Waits and retry intervals instead of advancing a virtual clock.
+    /// Really wait for Waits and retry intervals instead of advancing a virtual clock (the same
+    /// as --clock real).
     #[arg(long)]
     real_time: bool,
     /// Seed for retry jitter and random intrinsics (default: random).
@@ -52,10 +53,14 @@ pub struct RunArgs {
     json: bool,
 }
 
-pub fn run(cmd: SfnCommand) -> Result<u8> {
+/// `real_clock`: `--clock real` / ROTOR_CLOCK=real (the same as `run --real-time`).
+pub fn run(cmd: SfnCommand, real_clock: bool) -> Result<u8> {
     match cmd {
         SfnCommand::Validate { file, json } => validate_file(&file, json),
-        SfnCommand::Run(args) => run_file(args),
+        SfnCommand::Run(mut args) => {
+            args.real_time |= real_clock;
+            run_file(args)
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! `rotor rotate` and `rotor rollback`: start the rotation state machine on the embedded
-//! executor, follow it, keep its history in the store.
+//! executor, follow it, keep its history in the store (on the aws backend: the local store
+//! directory, as a cache of what ran from this machine).
 
+use crate::backend::{Backend, GlobalArgs, Need};
 use crate::exit;
 use crate::store;
 use anyhow::{anyhow, bail, Context, Result};
@@ -9,8 +11,8 @@ use clap::Args;
 use rotor_asl::executor::{execution_arn, timestamp, Outcome, Status};
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::policy::{Kind, Policy};
-use rotor_core::ports::{candidate_context, Kms, SecretStore};
-use rotor_core::secret::MAX_SECRET_BYTES;
+use rotor_core::ports::{candidate_context, Kms, SecretStore, Services};
+use rotor_core::secret::{SecretValue, MAX_SECRET_BYTES};
 
 /// KMS Encrypt's plaintext limit: a candidate travels as one KMS ciphertext.
 const MAX_KMS_PLAINTEXT: usize = 4096;
@@ -61,7 +63,7 @@ pub struct RunFlags {
     /// Print exactly one JSON document: execution id, status, outcome, error, cause, events.
     #[arg(long)]
     json: bool,
-    /// Really wait for Waits and retry intervals instead of advancing a virtual clock.
+    /// Really wait for Waits and retry intervals (the same as --clock real).
     #[arg(long)]
     real_time: bool,
     /// Seed for retry jitter (repeatable runs).
@@ -136,37 +138,49 @@ pub struct Finished {
     pub error: Option<String>,
 }
 
-/// Runs one execution of the rotation state machine and keeps its record in the store.
+/// How an in-process execution runs: the clock and the jitter seed.
+#[derive(Clone, Copy, Default)]
+pub struct Run {
+    pub real_time: bool,
+    pub seed: Option<u64>,
+}
+
+impl Run {
+    /// `--clock` (or the backend's default) and `--real-time` / `--seed` of the command.
+    pub fn from_flags(global: &GlobalArgs, flags: &RunFlags) -> Run {
+        Run {
+            real_time: flags.real_time || global.real_time(),
+            seed: flags.seed,
+        }
+    }
+}
+
+/// Runs one execution of the rotation state machine over `services` and keeps its record in
+/// `records` (the local store; on the aws backend, the local cache of what ran from here).
 pub async fn execute(
-    store: &LocalStore,
+    records: &LocalStore,
+    services: Services,
     input: ExecutionInput,
-    flags: &RunFlags,
+    run: Run,
     live: bool,
 ) -> Result<Finished> {
     let name = uuid::Uuid::new_v4().to_string();
     let execution_id = execution_arn(STATE_MACHINE_NAME, &name);
     let started_at = timestamp(chrono::Utc::now());
     let options = RunnerOptions {
-        seed: flags.seed,
-        real_time: flags.real_time,
+        seed: run.seed,
+        real_time: run.real_time,
         observer: live
             .then(|| Arc::new(crate::output::print_event) as rotor_asl::executor::Observer),
     };
     let input_json = serde_json::to_value(&input)?;
-    let outcome = run_rotation(
-        load_rotation_definition(),
-        store::services(store),
-        &input,
-        &name,
-        options,
-    )
-    .await;
+    let outcome = run_rotation(load_rotation_definition(), services, &input, &name, options).await;
     let ending = ending(&outcome);
     let status = serde_json::to_value(outcome.status)?
         .as_str()
         .unwrap_or_default()
         .to_string();
-    store
+    records
         .save_execution(&ExecutionRecord {
             execution_id: execution_id.clone(),
             name,
@@ -222,18 +236,54 @@ fn report(finished: &Finished, json: bool) -> Result<u8> {
 }
 
 /// Checks what can be checked before starting, so a bad request changes nothing and says why.
-async fn preflight(store: &LocalStore, secret: &str, has_candidate: bool) -> Result<Policy> {
+/// `how` names the flags that give a candidate.
+pub async fn preflight(
+    store: &dyn SecretStore,
+    secret: &str,
+    has_candidate: bool,
+    how: &str,
+) -> Result<Policy> {
     let info = store.describe(secret).await.map_err(|e| anyhow!("{e}"))?;
     let policy = Policy::from_tags(secret, &info.tags).map_err(|e| anyhow!("{e}"))?;
     match policy.kind {
         Kind::VendorApiKey if !has_candidate => {
-            bail!("{secret} is a vendor-api-key: give the new key with --candidate-file or --candidate-stdin")
+            bail!("{secret} is a vendor-api-key: give the new key with {how}")
         }
         Kind::Generated | Kind::IamAccessKey if has_candidate => {
             bail!("{secret} is of kind {}: rotor makes the new value itself, a candidate is not accepted", policy.kind.as_str())
         }
         _ => Ok(policy),
     }
+}
+
+/// Refuses a candidate Secrets Manager or KMS would refuse, before anything is sent.
+pub fn check_candidate(value: &SecretValue) -> Result<()> {
+    if value.is_empty() {
+        bail!("the candidate is empty");
+    }
+    if value.len() > MAX_SECRET_BYTES {
+        bail!(
+            "the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
+            value.len()
+        );
+    }
+    if value.len() > MAX_KMS_PLAINTEXT {
+        bail!(
+            "the candidate is {} bytes; it travels KMS-encrypted and KMS encrypts at most {MAX_KMS_PLAINTEXT} bytes directly",
+            value.len()
+        );
+    }
+    Ok(())
+}
+
+/// The candidate as the execution input carries it: base64 of its KMS ciphertext under the
+/// encryption context `{"SecretId": <secret>}`.
+pub async fn encrypt_candidate(kms: &dyn Kms, secret: &str, value: &SecretValue) -> Result<String> {
+    let blob = kms
+        .encrypt(value, &candidate_context(secret))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(blob))
 }
 
 fn parse_input(arg: &str) -> Result<ExecutionInput> {
@@ -248,61 +298,77 @@ fn parse_input(arg: &str) -> Result<ExecutionInput> {
     serde_json::from_str(&text).map_err(|e| anyhow!("the execution input is not valid: {e}"))
 }
 
-pub fn rotate(store_dir: Option<PathBuf>, args: RotateArgs) -> Result<u8> {
-    let store = store::open(store_dir)?;
+pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
     let rt = store::runtime()?;
     rt.block_on(async {
-        let input = match (&args.input, &args.secret) {
+        let backend = Backend::open(global, Need::Existing).await?;
+        let secrets = backend.secrets();
+        let (input, services, records) = match (&args.input, &args.secret) {
             (Some(raw), _) => {
                 let input = parse_input(raw)?;
-                store.describe(&input.secret_id).await.map_err(|e| anyhow!("{e}"))?;
-                input
+                secrets
+                    .describe(&input.secret_id)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                // A candidate in the input is decrypted under the key `rotor start` would use.
+                let candidate = input.candidate_ciphertext.is_some();
+                let (services, records) = backend.services(&input.secret_id, candidate).await?;
+                (input, services, records)
             }
             (None, Some(secret)) => {
                 let has_candidate = args.candidate_file.is_some() || args.candidate_stdin;
-                preflight(&store, secret, has_candidate).await?;
-                let candidate_ciphertext = if has_candidate {
-                    let value = crate::secret::read_value(args.candidate_file.as_deref(), args.candidate_stdin, "candidate")?;
-                    if value.is_empty() {
-                        bail!("the candidate is empty");
-                    }
-                    if value.len() > MAX_SECRET_BYTES {
-                        bail!("the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}", value.len());
-                    }
-                    if value.len() > MAX_KMS_PLAINTEXT {
-                        bail!(
-                            "the candidate is {} bytes; it travels KMS-encrypted and KMS encrypts at most {MAX_KMS_PLAINTEXT} bytes directly",
-                            value.len()
-                        );
-                    }
-                    let blob = store.encrypt(&value, &candidate_context(secret)).await.map_err(|e| anyhow!("{e}"))?;
-                    Some(base64::engine::general_purpose::STANDARD.encode(blob))
+                preflight(
+                    secrets.as_ref(),
+                    secret,
+                    has_candidate,
+                    "--candidate-file or --candidate-stdin",
+                )
+                .await?;
+                let candidate = if has_candidate {
+                    let value = crate::secret::read_value(
+                        args.candidate_file.as_deref(),
+                        args.candidate_stdin,
+                        "candidate",
+                    )?;
+                    check_candidate(&value)?;
+                    Some(value)
                 } else {
                     None
                 };
-                ExecutionInput {
+                let (services, records) = backend.services(secret, candidate.is_some()).await?;
+                let candidate_ciphertext = match &candidate {
+                    Some(value) => {
+                        Some(encrypt_candidate(services.kms.as_ref(), secret, value).await?)
+                    }
+                    None => None,
+                };
+                let input = ExecutionInput {
                     action: Action::Rotate,
                     secret_id: secret.clone(),
                     candidate_ciphertext,
                     requested_by: args.requested_by.clone().or_else(default_requester),
                     reason: args.reason.clone(),
-                }
+                };
+                (input, services, records)
             }
             (None, None) => bail!("give --secret or --input"),
         };
-        let finished = execute(&store, input, &args.run, !args.run.json).await?;
+        let run = Run::from_flags(global, &args.run);
+        let finished = execute(&records, services, input, run, !args.run.json).await?;
         report(&finished, args.run.json)
     })
 }
 
-pub fn rollback(store_dir: Option<PathBuf>, args: RollbackArgs) -> Result<u8> {
-    let store = store::open(store_dir)?;
+pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
     let rt = store::runtime()?;
     rt.block_on(async {
-        store
+        let backend = Backend::open(global, Need::Existing).await?;
+        backend
+            .secrets()
             .describe(&args.secret)
             .await
             .map_err(|e| anyhow!("{e}"))?;
+        let (services, records) = backend.services(&args.secret, false).await?;
         let input = ExecutionInput {
             action: Action::Rollback,
             secret_id: args.secret.clone(),
@@ -310,7 +376,8 @@ pub fn rollback(store_dir: Option<PathBuf>, args: RollbackArgs) -> Result<u8> {
             requested_by: args.requested_by.clone().or_else(default_requester),
             reason: args.reason.clone(),
         };
-        let finished = execute(&store, input, &args.run, !args.run.json).await?;
+        let run = Run::from_flags(global, &args.run);
+        let finished = execute(&records, services, input, run, !args.run.json).await?;
         report(&finished, args.run.json)
     })
 }

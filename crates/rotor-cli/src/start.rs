@@ -1,0 +1,605 @@
+//! `rotor start`: start the deployed rotation state machine on AWS Step Functions (what CI
+//! uses), and reading executions back from Step Functions (`rotor history --execution-arn`).
+//!
+//! The execution input carries the candidate only as KMS ciphertext (encryption context
+//! `{"SecretId": <secret>}`), never its value.
+//!
+//! Execution names are deterministic and unique:
+//! `<action>-<secret slug>-<UTC yyyymmddThhmmss>-<hash>`, where the slug is the secret id with
+//! every character outside `[A-Za-z0-9_-]` replaced by `-` (runs collapsed, cut to fit) and the
+//! hash is the first 8 hex digits of the SHA-256 of the JSON array
+//! `[secret_id, action, requested_by, reason, start time in RFC 3339 with milliseconds]`.
+//! 1 to 80 characters of `[A-Za-z0-9_-]`, as Step Functions requires; the same request in the
+//! same millisecond gets the same name, which Step Functions refuses to start twice.
+
+use crate::backend::{Backend, BackendKind, GlobalArgs, Need};
+use crate::exit;
+use crate::store;
+use crate::workflow::{self, Ending};
+use anyhow::{anyhow, bail, Result};
+use aws_sdk_sfn::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_sfn::config::{ConfigBag, Intercept, RuntimeComponents};
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use rotor_asl::executor::{timestamp, Outcome, Status};
+use rotor_aws::errors::Call;
+use rotor_core::events::{Action, ExecutionInput};
+use rotor_core::secret::SecretValue;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SERVICE: &str = "Step Functions";
+
+/// Step Functions' execution name limit.
+pub const MAX_NAME_CHARS: usize = 80;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    Rotate,
+    Rollback,
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// The secret (Secrets Manager name or ARN).
+    #[arg(long)]
+    secret: String,
+    /// rotate (default) or rollback (AWSCURRENT back to AWSPREVIOUS).
+    #[arg(long, value_enum, default_value = "rotate")]
+    action: ActionArg,
+    /// The new value (vendor keys) from this environment variable (never printed; one trailing
+    /// newline is dropped).
+    #[arg(long, value_name = "VAR", conflicts_with = "candidate_file")]
+    candidate_env: Option<String>,
+    /// The new value (vendor keys) from a file; one trailing newline is dropped.
+    #[arg(long, value_name = "FILE")]
+    candidate_file: Option<PathBuf>,
+    /// Who asks (recorded in the audit trail).
+    #[arg(long)]
+    requested_by: Option<String>,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    reason: Option<String>,
+    /// The deployed rotation state machine.
+    #[arg(long, env = "ROTOR_STATE_MACHINE_ARN", value_name = "ARN")]
+    state_machine: Option<String>,
+    /// Wait for the execution to end and print its outcome (exit 0 succeeded, 3 abandoned,
+    /// 4 rolled back, 1 otherwise).
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up waiting after this many seconds (the execution goes on; exit 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    timeout: u64,
+    /// Print one JSON document: executionArn, name, status, output, error, cause.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A deterministic, unique execution name (see the module documentation).
+pub fn execution_name(
+    action: &str,
+    secret_id: &str,
+    requested_by: Option<&str>,
+    reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> String {
+    let stamp = at.format("%Y%m%dT%H%M%S").to_string();
+    let fields = json!([secret_id, action, requested_by, reason, timestamp(at)]);
+    let digest = Sha256::digest(fields.to_string().as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let budget = MAX_NAME_CHARS - action.len() - stamp.len() - hash.len() - 3;
+    let mut slug = String::new();
+    for c in secret_id.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            c
+        } else {
+            '-'
+        };
+        if c == '-' && (slug.is_empty() || slug.ends_with('-')) {
+            continue;
+        }
+        slug.push(c);
+    }
+    slug.truncate(budget);
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() { "secret" } else { slug };
+    format!("{action}-{slug}-{stamp}-{hash}")
+}
+
+/// The candidate from an environment variable: missing or empty is a usage error naming it.
+fn candidate_from_env(var: &str) -> Result<SecretValue> {
+    let value = match std::env::var_os(var) {
+        None => bail!("the environment variable {var} (--candidate-env) is not set"),
+        Some(v) if v.is_empty() => {
+            bail!("the environment variable {var} (--candidate-env) is empty")
+        }
+        Some(v) => v.into_string().map_err(|_| {
+            anyhow!("the environment variable {var} (--candidate-env) is not valid UTF-8")
+        })?,
+    };
+    let mut text = value;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(SecretValue::new(text))
+}
+
+/// What DescribeExecution says.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub name: String,
+    pub status: String,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+pub async fn describe(client: &aws_sdk_sfn::Client, arn: &str) -> Result<Described> {
+    let d = client
+        .describe_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "{}",
+                rotor_aws::map_sdk_error(
+                    &e,
+                    Call::new(SERVICE, "DescribeExecution", &format!("execution {arn}"))
+                )
+            )
+        })?;
+    Ok(Described {
+        name: d.name().map(str::to_string).unwrap_or_default(),
+        status: d.status().as_str().to_string(),
+        input: d.input().map(str::to_string),
+        output: d.output().map(str::to_string),
+        error: d.error().map(str::to_string),
+        cause: d.cause().map(str::to_string),
+    })
+}
+
+/// Every event of an execution, oldest first, shaped as rotor's local history: the JSON
+/// GetExecutionHistory answers (`id`, `previousEventId`, `type`, `<type>EventDetails` in
+/// camelCase, exactly as sent) with `timestamp` as an RFC 3339 string with milliseconds.
+///
+/// The SDK's `HistoryEvent` has no serde support and a conversion by hand would drop whatever
+/// it does not know, so each page's raw response body is kept by an interceptor (the SDK still
+/// signs, sends and checks the call).
+pub async fn execution_history(client: &aws_sdk_sfn::Client, arn: &str) -> Result<Vec<Value>> {
+    let mut events = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let capture = CaptureBody::default();
+        let page = client
+            .get_execution_history()
+            .execution_arn(arn)
+            .include_execution_data(true)
+            .max_results(1000)
+            .set_next_token(next.clone())
+            .customize()
+            .interceptor(capture.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{}",
+                    rotor_aws::map_sdk_error(
+                        &e,
+                        Call::new(SERVICE, "GetExecutionHistory", &format!("execution {arn}"))
+                    )
+                )
+            })?;
+        let body = capture.take().ok_or_else(|| {
+            anyhow!("GetExecutionHistory for {arn}: the response body was not kept")
+        })?;
+        let json: Value = serde_json::from_slice(&body).map_err(|e| {
+            anyhow!("GetExecutionHistory for {arn} answered something that is not JSON: {e}")
+        })?;
+        let Some(Value::Array(raw)) = json.get("events") else {
+            bail!("GetExecutionHistory for {arn} answered without an events list");
+        };
+        if raw.len() != page.events().len() {
+            bail!("GetExecutionHistory for {arn}: the raw and the parsed answers disagree");
+        }
+        events.extend(raw.iter().cloned().map(local_shape));
+        match page.next_token().filter(|t| !t.is_empty()) {
+            Some(t) if Some(t) != next.as_deref() => next = Some(t.to_string()),
+            _ => return Ok(events),
+        }
+    }
+}
+
+/// An event as GetExecutionHistory sent it, with its epoch-seconds `timestamp` as RFC 3339 and
+/// its fields in the local history's order (`id`, `previousEventId`, `timestamp`, `type`, then
+/// the rest as sent).
+fn local_shape(event: Value) -> Value {
+    let Value::Object(mut fields) = event else {
+        return event;
+    };
+    if let Some(t) = fields.get_mut("timestamp") {
+        if let Some(secs) = t.as_f64() {
+            if let Some(at) = DateTime::from_timestamp_millis((secs * 1000.0).round() as i64) {
+                *t = Value::String(timestamp(at));
+            }
+        }
+    }
+    let mut shaped = serde_json::Map::with_capacity(fields.len());
+    for key in ["id", "previousEventId", "timestamp", "type"] {
+        if let Some(v) = fields.shift_remove(key) {
+            shaped.insert(key.to_string(), v);
+        }
+    }
+    shaped.extend(fields);
+    Value::Object(shaped)
+}
+
+/// Keeps the body of the HTTP response it sees.
+#[derive(Debug, Clone, Default)]
+struct CaptureBody(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl CaptureBody {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl Intercept for CaptureBody {
+    fn name(&self) -> &'static str {
+        "rotor::CaptureBody"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(bytes) = context.response().body().bytes() {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes.to_vec());
+        }
+        Ok(())
+    }
+}
+
+fn status(name: &str) -> Status {
+    match name {
+        "SUCCEEDED" => Status::Succeeded,
+        "TIMED_OUT" => Status::TimedOut,
+        "ABORTED" => Status::Aborted,
+        _ => Status::Failed,
+    }
+}
+
+/// The error and cause of a failed execution: DescribeExecution's, else its last
+/// Execution{Failed,Aborted,TimedOut} event's.
+fn failure(described: &Described, events: &[Value]) -> (Option<String>, Option<String>) {
+    let details = events.iter().rev().find_map(|e| {
+        [
+            "executionFailedEventDetails",
+            "executionAbortedEventDetails",
+            "executionTimedOutEventDetails",
+        ]
+        .iter()
+        .find_map(|k| e.get(*k))
+    });
+    let field = |f: &str| {
+        details
+            .and_then(|d| d.get(f))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    (
+        described.error.clone().or_else(|| field("error")),
+        described.cause.clone().or_else(|| field("cause")),
+    )
+}
+
+fn parse_output(output: Option<&str>) -> Value {
+    match output {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into())),
+    }
+}
+
+fn print_document(
+    arn: &str,
+    name: &str,
+    status: &str,
+    output: &Value,
+    error: Option<&str>,
+    cause: Option<&str>,
+) {
+    println!(
+        "{}",
+        json!({
+            "executionArn": arn,
+            "name": name,
+            "status": status,
+            "output": output,
+            "error": error,
+            "cause": cause,
+        })
+    );
+}
+
+pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
+    if global.backend() != BackendKind::Aws {
+        bail!(
+            "rotor start starts the deployed state machine on AWS Step Functions: give --backend aws (or ROTOR_BACKEND=aws); on the local backend use rotor rotate / rotor rollback"
+        );
+    }
+    let Some(state_machine) = args.state_machine.clone().filter(|s| !s.trim().is_empty()) else {
+        bail!("no state machine to start: give --state-machine ARN or set ROTOR_STATE_MACHINE_ARN");
+    };
+    let candidate = match (&args.candidate_env, &args.candidate_file) {
+        (Some(var), _) => Some(candidate_from_env(var)?),
+        (None, Some(file)) => Some(crate::secret::read_value(Some(file), false, "candidate")?),
+        (None, None) => None,
+    };
+    if let Some(value) = &candidate {
+        if args.action == ActionArg::Rollback {
+            bail!("a rollback takes no candidate (it moves AWSCURRENT back to AWSPREVIOUS)");
+        }
+        workflow::check_candidate(value)?;
+    }
+    let rt = store::runtime()?;
+    rt.block_on(async {
+        let backend = Backend::open(global, Need::Existing).await?;
+        let aws = backend.aws().expect("the aws backend");
+        let secrets = backend.secrets();
+        let (action, action_name) = match args.action {
+            ActionArg::Rotate => {
+                workflow::preflight(
+                    secrets.as_ref(),
+                    &args.secret,
+                    candidate.is_some(),
+                    "--candidate-env or --candidate-file",
+                )
+                .await?;
+                (Action::Rotate, "rotate")
+            }
+            ActionArg::Rollback => {
+                secrets
+                    .describe(&args.secret)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                (Action::Rollback, "rollback")
+            }
+        };
+        let candidate_ciphertext = match &candidate {
+            Some(value) => {
+                let key = aws.candidate_key(&args.secret).await?;
+                let kms = rotor_aws::AwsKms::new(&aws.config, key);
+                Some(workflow::encrypt_candidate(&kms, &args.secret, value).await?)
+            }
+            None => None,
+        };
+        drop(candidate);
+        let input = ExecutionInput {
+            action,
+            secret_id: args.secret.clone(),
+            candidate_ciphertext,
+            requested_by: args
+                .requested_by
+                .clone()
+                .or_else(workflow::default_requester),
+            reason: args.reason.clone(),
+        };
+        let name = execution_name(
+            action_name,
+            &args.secret,
+            input.requested_by.as_deref(),
+            input.reason.as_deref(),
+            Utc::now(),
+        );
+        let sfn = aws.sfn();
+        let started = sfn
+            .start_execution()
+            .state_machine_arn(&state_machine)
+            .name(&name)
+            .input(serde_json::to_string(&input)?)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{}",
+                    rotor_aws::map_sdk_error(
+                        &e,
+                        Call::new(
+                            SERVICE,
+                            "StartExecution",
+                            &format!("state machine {state_machine}")
+                        )
+                    )
+                )
+            })?;
+        let arn = started.execution_arn().to_string();
+        if !args.wait {
+            if args.json {
+                print_document(&arn, &name, "RUNNING", &Value::Null, None, None);
+            } else {
+                println!("{arn}");
+            }
+            return Ok(exit::OK);
+        }
+        wait(
+            &sfn,
+            &arn,
+            &name,
+            Duration::from_secs(args.timeout),
+            args.json,
+        )
+        .await
+    })
+}
+
+/// Polls DescribeExecution until the execution is no longer running, then prints the outcome.
+async fn wait(
+    sfn: &aws_sdk_sfn::Client,
+    arn: &str,
+    name: &str,
+    timeout: Duration,
+    json: bool,
+) -> Result<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut interval = Duration::from_millis(500);
+    let described = loop {
+        let d = describe(sfn, arn).await?;
+        if d.status != "RUNNING" && d.status != "PENDING_REDRIVE" {
+            break d;
+        }
+        if Instant::now() >= deadline {
+            if json {
+                print_document(arn, name, &d.status, &Value::Null, None, None);
+            } else {
+                println!("execution {arn}");
+                println!("status: {}", d.status);
+            }
+            eprintln!(
+                "rotor: execution {arn} is still {} after {}s; it goes on (rotor history --execution-arn {arn})",
+                d.status,
+                timeout.as_secs()
+            );
+            return Ok(exit::FAILED);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(interval.min(left)).await;
+        interval = (interval * 2).min(Duration::from_secs(5));
+    };
+    let events = execution_history(sfn, arn).await?;
+    let (error, cause) = failure(&described, &events);
+    let output = parse_output(described.output.as_deref());
+    let ending = workflow::ending(&Outcome {
+        status: status(&described.status),
+        output: Some(output.clone()).filter(|o| !o.is_null()),
+        error: error.clone(),
+        cause: cause.clone(),
+        events,
+    });
+    if json {
+        print_document(
+            arn,
+            &described.name,
+            &described.status,
+            &output,
+            error.as_deref(),
+            cause.as_deref(),
+        );
+    } else {
+        println!("execution {arn}");
+        println!("status: {}", described.status);
+        println!("result: {}", ending.as_str());
+        let promoted = &output["promoted"];
+        if let Some(old) = promoted["previous_version_id"].as_str() {
+            println!("old version: {old}");
+        }
+        if let Some(new) = promoted["current_version_id"].as_str() {
+            println!("new version: {new}");
+        }
+        if let Some(e) = &error {
+            println!("error: {e}");
+            println!("cause: {}", cause.as_deref().unwrap_or("(none)"));
+        }
+    }
+    Ok(match described.status.as_str() {
+        "SUCCEEDED" | "FAILED" => ending.exit_code(),
+        _ if ending == Ending::Abandoned || ending == Ending::RolledBack => ending.exit_code(),
+        _ => exit::FAILED,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 9, 5, 7).unwrap()
+    }
+
+    fn valid(name: &str) -> bool {
+        (1..=MAX_NAME_CHARS).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }
+
+    #[test]
+    fn names_are_deterministic_and_follow_the_request() {
+        let a = execution_name(
+            "rotate",
+            "prod/openai",
+            Some("github:alice"),
+            Some("r"),
+            at(),
+        );
+        assert_eq!(
+            a,
+            execution_name(
+                "rotate",
+                "prod/openai",
+                Some("github:alice"),
+                Some("r"),
+                at()
+            )
+        );
+        assert!(a.starts_with("rotate-prod-openai-20261128T090507-"), "{a}");
+        assert_eq!(a.len(), "rotate-prod-openai-20261128T090507-".len() + 8);
+        assert!(valid(&a));
+        for other in [
+            execution_name(
+                "rollback",
+                "prod/openai",
+                Some("github:alice"),
+                Some("r"),
+                at(),
+            ),
+            execution_name("rotate", "prod/openai", Some("github:bob"), Some("r"), at()),
+            execution_name("rotate", "prod/openai", Some("github:alice"), None, at()),
+            execution_name(
+                "rotate",
+                "prod/openai",
+                Some("github:alice"),
+                Some("r"),
+                at() + chrono::Duration::milliseconds(1),
+            ),
+        ] {
+            assert_ne!(a, other);
+            assert!(valid(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn names_fit_step_functions_limits() {
+        let long = "a/".repeat(100);
+        for secret in [
+            long.as_str(),
+            "///",
+            "ünïcode/ß",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/x-AbCdEf",
+        ] {
+            for action in ["rotate", "rollback"] {
+                let n = execution_name(action, secret, None, None, at());
+                assert!(valid(&n), "{n}");
+                assert!(!n.contains("--"), "{n}");
+            }
+        }
+        assert!(execution_name("rotate", "///", None, None, at()).starts_with("rotate-secret-"));
+    }
+
+    #[test]
+    fn history_timestamps_become_rfc3339() {
+        let e =
+            local_shape(json!({"id": 1, "timestamp": 1764320707.123, "type": "ExecutionStarted"}));
+        assert_eq!(e["timestamp"], "2025-11-28T09:05:07.123Z");
+        assert_eq!(e["id"], 1);
+    }
+}
