@@ -286,6 +286,7 @@ async fn moto_does_not_serve_cloudwatch_cbor() {
             error: None,
             started_at: now.clone(),
             finished_at: now,
+            iam: None,
         })
         .await
         .unwrap();

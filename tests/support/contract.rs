@@ -102,6 +102,7 @@ impl Fixture for LocalFixture {
             store: Arc::new(self.store.clone()),
             kms: Arc::new(self.store.clone()),
             iam: Arc::new(self.store.clone()),
+            sts: Arc::new(self.store.clone()),
             audit: Arc::new(self.store.clone()),
             prober: Arc::new(NoProber),
             clock: Arc::new(SystemClock),
@@ -990,6 +991,7 @@ pub async fn audit_record_and_metric(f: &dyn Fixture) {
         error: None,
         started_at: "2026-01-02T03:04:05.000Z".into(),
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        iam: None,
     };
     f.audit().record(&record).await.unwrap();
     f.audit().record(&record).await.unwrap();

@@ -86,6 +86,7 @@ impl AwsAdapters {
             store: self.store.clone(),
             kms: self.kms.clone(),
             iam: self.iam.clone(),
+            sts: Arc::new(self.sts.clone()),
             audit: self.audit.clone(),
             prober: Arc::new(prober),
             clock: Arc::new(SystemClock),

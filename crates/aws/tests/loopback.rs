@@ -194,6 +194,7 @@ async fn record_survives_a_failing_metric() {
         error: Some("Probe.Rejected".into()),
         started_at: "2026-01-02T03:04:05.000Z".into(),
         finished_at: "2026-01-02T03:04:06.000Z".into(),
+        iam: None,
     };
     audit.record(&record).await.unwrap();
     assert_eq!(server.seen().len(), 1);

@@ -58,8 +58,14 @@ pub struct StagePendingInput {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IamStaged {
     pub user: String,
+    /// The key AWSCURRENT held when the rotation started (`None`: it held no key of the user).
     pub old_access_key_id: Option<String>,
+    /// The key this execution created; its secret is only in the AWSPENDING version.
     pub new_access_key_id: String,
+    /// An Inactive key (not AWSCURRENT's) that stage-pending deleted because the user already
+    /// had two keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_stale_access_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

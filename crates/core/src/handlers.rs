@@ -3,6 +3,7 @@
 
 use crate::error::{Result, RotorError};
 use crate::events::*;
+use crate::iam;
 use crate::policy::{Kind, Policy};
 use crate::ports::{candidate_context, AuditRecord, Metric, ProbeRequest, Services};
 use crate::probe;
@@ -37,6 +38,7 @@ fn staged_output(
     policy: &Policy,
     pending: &str,
     previous: &str,
+    iam: Option<IamStaged>,
 ) -> StagePendingOutput {
     StagePendingOutput {
         secret_id: info.id.clone(),
@@ -45,7 +47,7 @@ fn staged_output(
         previous_version_id: previous.to_string(),
         waits: policy.waits,
         app_probe: policy.app_health_url.is_some(),
-        iam: None,
+        iam,
     }
 }
 
@@ -74,7 +76,26 @@ async fn vendor_candidate(svc: &Services, input: &ExecutionInput) -> Result<Secr
         .await
 }
 
+async fn iam_restaged(
+    svc: &Services,
+    info: &SecretInfo,
+    policy: &Policy,
+    token: &str,
+    previous: &str,
+) -> Result<Option<IamStaged>> {
+    if policy.kind != Kind::IamAccessKey {
+        return Ok(None);
+    }
+    Ok(Some(
+        iam::restaged(svc, info, policy, token, previous).await?,
+    ))
+}
+
 /// stage-pending: put the candidate on AWSPENDING under this execution's token.
+///
+/// For `iam-access-key` secrets the candidate is a new access key of the `rotor:iam-user`
+/// (see [`iam::stage`]: the two-key limit, a stale Inactive key deleted first); its id (never
+/// its secret) is in the output's `iam.new_access_key_id`.
 pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<StagePendingOutput> {
     non_empty("execution_id", &req.execution_id)?;
     non_empty("secret_id", &req.input.secret_id)?;
@@ -94,11 +115,20 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
             .version_with(AWSPREVIOUS)
             .map(|v| v.version_id.clone())
             .unwrap_or_default();
-        return Ok(staged_output(&info, &policy, &token, &previous));
+        let iam = iam_restaged(svc, &info, &policy, &token, &previous).await?;
+
+        return Ok(staged_output(&info, &policy, &token, &previous, iam));
     }
     if let Some(pending) = info.version_with(AWSPENDING) {
         if pending.version_id == token {
-            return Ok(staged_output(&info, &policy, &token, &current.version_id));
+            let iam = iam_restaged(svc, &info, &policy, &token, &current.version_id).await?;
+            return Ok(staged_output(
+                &info,
+                &policy,
+                &token,
+                &current.version_id,
+                iam,
+            ));
         }
         return Err(RotorError::InProgress {
             secret_id: id.clone(),
@@ -116,9 +146,15 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
             generate(&policy)
         }
         Kind::IamAccessKey => {
-            return Err(RotorError::Unsupported(format!(
-                "secret {id}: rotation of iam-access-key secrets is not available yet"
-            )))
+            let (version, staged) =
+                iam::stage(svc, &info, &policy, &token, &current.version_id).await?;
+            return Ok(staged_output(
+                &info,
+                &policy,
+                &version,
+                &current.version_id,
+                Some(staged),
+            ));
         }
     };
     if candidate.is_empty() {
@@ -140,7 +176,13 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
         ));
     }
     let version = svc.store.put_pending(id, &token, &candidate).await?;
-    Ok(staged_output(&info, &policy, &version, &current.version_id))
+    Ok(staged_output(
+        &info,
+        &policy,
+        &version,
+        &current.version_id,
+        None,
+    ))
 }
 
 fn application_request(url: &str) -> ProbeRequest {
@@ -172,6 +214,15 @@ pub async fn health_probe(svc: &Services, req: HealthProbeInput) -> Result<Healt
         proof,
     };
     match req.target {
+        ProbeTarget::Candidate if policy.kind == Kind::IamAccessKey => {
+            let proof = iam::prove(svc, &req.secret_id, &policy, &req.version_id).await?;
+            Ok(HealthProbeOutput {
+                target: req.target,
+                valid: true,
+                skipped: false,
+                proof,
+            })
+        }
         ProbeTarget::Candidate => {
             let Some(name) = policy.probe.as_deref() else {
                 return Ok(skipped(
@@ -333,6 +384,21 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     .update_stage(id, AWSPENDING, None, Some(&token))
                     .await?;
             }
+            // An IAM key rotation: the key this execution created goes too.
+            let new_key = match req.staged.as_ref().and_then(|s| s.iam.as_ref()) {
+                Some(i) => Some((i.user.clone(), i.new_access_key_id.clone())),
+                None => match Policy::from_tags(id, &info.tags) {
+                    Ok(p) if p.kind == Kind::IamAccessKey && changed => {
+                        let user = iam::user_of(id, &p)?.to_string();
+                        let key = iam::key_of(svc, id, &token).await?;
+                        Some((user, key.access_key_id))
+                    }
+                    _ => None,
+                },
+            };
+            if let Some((user, key)) = new_key {
+                iam::delete_new_key(svc, id, &user, &key).await?;
+            }
             Ok(out(now_current, changed.then_some(token), changed))
         }
         RollbackMode::Revert => {
@@ -344,6 +410,19 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                 && info
                     .version_with(AWSPREVIOUS)
                     .is_some_and(|v| v.version_id == staged.pending_version_id);
+            if current != staged.pending_version_id && current != staged.previous_version_id {
+                return Err(RotorError::Conflict {
+                    secret_id: id.clone(),
+                    expected: staged.pending_version_id.clone(),
+                    found: current,
+                });
+            }
+            // IAM: the old key is Active again before AWSCURRENT points back at it.
+            if let Some(i) = &staged.iam {
+                if let Some(old) = &i.old_access_key_id {
+                    changed |= iam::reactivate_old_key(svc, id, &i.user, old).await?;
+                }
+            }
             if current == staged.pending_version_id {
                 svc.store
                     .update_stage(
@@ -370,6 +449,10 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     .await?;
                 changed = true;
             }
+            // IAM: then the new key goes (AWSCURRENT no longer holds it).
+            if let Some(i) = &staged.iam {
+                changed |= iam::delete_new_key(svc, id, &i.user, &i.new_access_key_id).await?;
+            }
             Ok(out(
                 staged.previous_version_id.clone(),
                 Some(staged.pending_version_id.clone()),
@@ -388,6 +471,11 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     "secret {id} has no AWSPREVIOUS version: there is nothing to roll back to"
                 ))
             })?;
+            if let Ok(p) = Policy::from_tags(id, &info.tags) {
+                if p.kind == Kind::IamAccessKey {
+                    iam::check_rollback_target(svc, id, &p, &previous.version_id).await?;
+                }
+            }
             Ok(out(previous.version_id.clone(), Some(current), false))
         }
     }
@@ -442,6 +530,7 @@ pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
         error: req.error.as_ref().map(|e| e.error.clone()),
         started_at: req.started_at.clone(),
         finished_at: rfc3339(now),
+        iam: req.staged.as_ref().and_then(|s| s.iam.clone()),
     };
     svc.audit.record(&record).await?;
     let dims = BTreeMap::from([("SecretId".to_string(), req.input.secret_id.clone())]);
@@ -470,11 +559,103 @@ pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
     })
 }
 
-/// revoke-old-iam-key: IAM access key rotation is not available yet; the state machine only
-/// reaches this step for `iam-access-key` secrets, which stage-pending already refuses.
-pub async fn revoke_old_iam_key(_svc: &Services, req: RevokeInput) -> Result<RevokeOutput> {
-    Err(RotorError::Unsupported(format!(
-        "secret {}: revoking IAM access keys is not available yet",
-        req.secret_id
-    )))
+/// revoke-old-iam-key, after the new key was promoted and the application proven:
+///
+/// * `deactivate` sets the old key Inactive and answers when (`deactivated_at`). Already
+///   Inactive or already deleted: success, `changed: false` (a re-run answers the
+///   `deactivated_at` it was given, else the time it found the key inactive).
+/// * `delete` (after the grace period) reads GetAccessKeyLastUsed: used after `deactivated_at`,
+///   or Active again, is `Revoke.OldKeyStillInUse` (the state machine reverts); else the key is
+///   deleted. Already deleted: success, `changed: false`.
+///
+/// Both refuse (`Rotation.Conflict`) unless AWSCURRENT is still this rotation's version: the old
+/// key is never touched while it may be the current one again.
+pub async fn revoke_old_iam_key(svc: &Services, req: RevokeInput) -> Result<RevokeOutput> {
+    non_empty("secret_id", &req.secret_id)?;
+    let staged = &req.staged;
+    if staged.secret_id != req.secret_id {
+        return Err(RotorError::input(format!(
+            "revoke-old-iam-key: secret_id {} differs from the staged secret {}",
+            req.secret_id, staged.secret_id
+        )));
+    }
+    let staged_iam = staged.iam.as_ref().ok_or_else(|| {
+        RotorError::input(format!(
+            "secret {}: revoke-old-iam-key needs staged.iam (the stage-pending output of an iam-access-key rotation)",
+            req.secret_id
+        ))
+    })?;
+    let out = |key: Option<String>, at: Option<String>, changed: bool| RevokeOutput {
+        mode: req.mode,
+        access_key_id: key,
+        deactivated_at: at,
+        changed,
+    };
+    let now = rfc3339(svc.clock.now());
+    let Some(old) = staged_iam.old_access_key_id.clone() else {
+        return Ok(out(None, req.deactivated_at.clone().or(Some(now)), false));
+    };
+    let id = &req.secret_id;
+    let info = svc.store.describe(id).await?;
+    let current = current_of(&info)?.version_id.clone();
+    if current != staged.pending_version_id {
+        return Err(RotorError::Conflict {
+            secret_id: id.clone(),
+            expected: staged.pending_version_id.clone(),
+            found: current,
+        });
+    }
+    let user = &staged_iam.user;
+    let keys = svc.iam.list_access_keys(user).await?;
+    let found = iam::find(&keys, &old);
+    match req.mode {
+        RevokeMode::Deactivate => match found {
+            None => Ok(out(
+                Some(old),
+                req.deactivated_at.clone().or(Some(now)),
+                false,
+            )),
+            Some(k) if !iam::is_active(k) => Ok(out(
+                Some(old),
+                req.deactivated_at.clone().or(Some(now)),
+                false,
+            )),
+            Some(_) => {
+                svc.iam.set_access_key_active(user, &old, false).await?;
+                Ok(out(Some(old), Some(now), true))
+            }
+        },
+        RevokeMode::Delete => {
+            let Some(k) = found else {
+                return Ok(out(Some(old), req.deactivated_at.clone(), false));
+            };
+            let text = req.deactivated_at.as_deref().ok_or_else(|| {
+                RotorError::input(format!(
+                    "secret {id}: revoke-old-iam-key delete needs deactivated_at (the deactivate step's answer)"
+                ))
+            })?;
+            let deactivated_at = DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    RotorError::input(format!(
+                        "secret {id}: deactivated_at {text:?} is not an RFC 3339 time"
+                    ))
+                })?
+                .with_timezone(&Utc);
+            if iam::is_active(k) {
+                return Err(RotorError::OldKeyStillInUse(format!(
+                    "access key {old} of IAM user {user} is Active again after rotor deactivated it at {text}: something still needs it, so it was not deleted"
+                )));
+            }
+            if let Some(last) = svc.iam.access_key_last_used(&old).await? {
+                if last > deactivated_at {
+                    return Err(RotorError::OldKeyStillInUse(format!(
+                        "access key {old} of IAM user {user} was used at {} after it was deactivated at {text}: a consumer still depends on it, so it was not deleted",
+                        rfc3339(last)
+                    )));
+                }
+            }
+            svc.iam.delete_access_key(user, &old).await?;
+            Ok(out(Some(old), Some(text.to_string()), true))
+        }
+    }
 }

@@ -2,14 +2,15 @@
 //!
 //! * [`events`]: the execution input and each handler's input/output (JSON examples there).
 //! * [`policy`]: the per-secret policy read from the secret's `rotor:*` tags.
-//! * [`ports`]: traits for the outside world (secret store, KMS, IAM, HTTP probes, audit, clock).
+//! * [`ports`]: traits for the outside world (secret store, KMS, IAM, STS, HTTP probes, audit, clock).
 //! * [`error`]: one error enum; every variant has a stable ASL error name.
-//! * [`handlers`]: stage-pending, health-probe, promote, rollback, audit-log (revoke-old-iam-key
-//!   arrives with IAM rotation).
+//! * [`handlers`]: stage-pending, health-probe, promote, revoke-old-iam-key, rollback, audit-log.
+//! * [`iam`]: IAM access key rotation's shared parts (the key value, staging, the STS proof).
 
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod iam;
 pub mod limits;
 pub mod policy;
 pub mod ports;

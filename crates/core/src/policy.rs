@@ -1,6 +1,7 @@
 //! The per-secret policy, read from the secret's tags. The tag keys are a stable contract.
 
 use crate::error::{Result, RotorError};
+use crate::ports::ProbeAction;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -12,6 +13,9 @@ pub const TAG_WAIT_PROPAGATION: &str = "rotor:wait-propagation-seconds";
 pub const TAG_WAIT_CONSUMERS: &str = "rotor:wait-consumers-seconds";
 pub const TAG_GRACE: &str = "rotor:grace-seconds";
 pub const TAG_IAM_USER: &str = "rotor:iam-user";
+/// IAM access keys: one read-only call the new key must be permitted, besides
+/// sts:GetCallerIdentity (which needs no permission): one of [`ProbeAction::ALL`].
+pub const TAG_IAM_PROBE_ACTION: &str = "rotor:iam-probe-action";
 /// Generated kind: length of the value (default 40) and its alphabet.
 pub const TAG_LENGTH: &str = "rotor:length";
 pub const TAG_CHARSET: &str = "rotor:charset";
@@ -82,6 +86,7 @@ pub struct Policy {
     pub app_health_url: Option<String>,
     pub waits: Waits,
     pub iam_user: Option<String>,
+    pub iam_probe_action: Option<ProbeAction>,
     pub length: usize,
     pub charset: Charset,
 }
@@ -155,6 +160,26 @@ impl Policy {
                 "secret {secret_id} is an iam-access-key without a {TAG_IAM_USER} tag"
             )));
         }
+        let iam_probe_action = match tags.get(TAG_IAM_PROBE_ACTION) {
+            None => None,
+            Some(v) => Some(ProbeAction::parse(v.trim()).ok_or_else(|| {
+                RotorError::input(format!(
+                    "tag {TAG_IAM_PROBE_ACTION} is {v:?}; expected one of {}",
+                    ProbeAction::ALL.map(ProbeAction::as_str).join(", ")
+                ))
+            })?),
+        };
+        if iam_probe_action.is_some() && kind != Kind::IamAccessKey {
+            return Err(RotorError::input(format!(
+                "tag {TAG_IAM_PROBE_ACTION} is for iam-access-key secrets; secret {secret_id} is {}",
+                kind.as_str()
+            )));
+        }
+        if kind == Kind::IamAccessKey && probe.is_some() {
+            return Err(RotorError::input(format!(
+                "secret {secret_id} is an iam-access-key: it is proven with STS, not a {TAG_PROBE} preset (use {TAG_IAM_PROBE_ACTION})"
+            )));
+        }
         let length = match tags.get(TAG_LENGTH) {
             None => DEFAULT_LENGTH,
             Some(v) => v
@@ -196,6 +221,7 @@ impl Policy {
                 grace_seconds: seconds(tags, TAG_GRACE, DEFAULT_WAITS.grace_seconds)?,
             },
             iam_user,
+            iam_probe_action,
             length,
             charset,
         })

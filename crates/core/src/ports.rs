@@ -84,6 +84,85 @@ pub trait Iam: Send + Sync {
     async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<DateTime<Utc>>>;
 }
 
+/// Who an access key belongs to, as sts:GetCallerIdentity signed with it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub account: String,
+    /// e.g. `arn:aws:iam::123456789012:user/ci-bot`.
+    pub arn: String,
+    /// The IAM user name when the ARN is a user's (`...:user/path/name` -> `name`).
+    pub user_name: Option<String>,
+}
+
+impl Identity {
+    /// The user name of an IAM user ARN (`arn:aws:iam::1:user/path/name` -> `name`).
+    pub fn user_name_of(arn: &str) -> Option<String> {
+        let resource = arn.split(':').nth(5)?;
+        let rest = resource.strip_prefix("user/")?;
+        rest.rsplit('/').next().map(str::to_string)
+    }
+}
+
+/// The read-only calls an IAM key probe may make, besides sts:GetCallerIdentity, to prove the
+/// key is also *permitted* something (`rotor:iam-probe-action`). A fixed set: rotor knows how
+/// to make each one and none changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeAction {
+    /// `iam:GetUser` on the key's own user.
+    #[serde(rename = "iam:GetUser")]
+    IamGetUser,
+    /// `secretsmanager:ListSecrets` (one page of at most one secret).
+    #[serde(rename = "secretsmanager:ListSecrets")]
+    SecretsManagerListSecrets,
+    /// `kms:ListKeys` (one page of at most one key).
+    #[serde(rename = "kms:ListKeys")]
+    KmsListKeys,
+}
+
+impl ProbeAction {
+    pub const ALL: [ProbeAction; 3] = [
+        ProbeAction::IamGetUser,
+        ProbeAction::SecretsManagerListSecrets,
+        ProbeAction::KmsListKeys,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeAction::IamGetUser => "iam:GetUser",
+            ProbeAction::SecretsManagerListSecrets => "secretsmanager:ListSecrets",
+            ProbeAction::KmsListKeys => "kms:ListKeys",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ProbeAction> {
+        ProbeAction::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
+/// STS (and the few read-only calls of [`ProbeAction`]) signed with a given access key: how an
+/// IAM key is proven. Errors name the access key id, never its secret.
+#[async_trait]
+pub trait CallerIdentity: Send + Sync {
+    /// sts:GetCallerIdentity signed with the key. A key the service does not know (yet):
+    /// `Probe.NotReady` (IAM is eventually consistent: a new key takes seconds to be usable;
+    /// the state machine retries with backoff up to a bound). A definite "no" (signature does
+    /// not match, expired, denied): `Probe.Rejected`.
+    async fn caller_identity(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &SecretValue,
+    ) -> Result<Identity>;
+
+    /// Makes `action` signed with the key; `Ok(proof)` when it was permitted. Not yet
+    /// authenticated: `Probe.NotReady`; denied: `Probe.Rejected`.
+    async fn permitted_call(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &SecretValue,
+        action: ProbeAction,
+    ) -> Result<String>;
+}
+
 /// One HTTP request of a probe. The URL and header values may carry the secret (several
 /// vendors take the key as a query parameter), so they are secret values too.
 #[derive(Debug, Clone)]
@@ -123,6 +202,10 @@ pub struct AuditRecord {
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: String,
+    /// IAM access key rotations: the user and the key ids (old, new, and a stale inactive key
+    /// stage-pending deleted to make room), never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<crate::events::IamStaged>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +242,8 @@ pub struct Services {
     pub store: Arc<dyn SecretStore>,
     pub kms: Arc<dyn Kms>,
     pub iam: Arc<dyn Iam>,
+    /// STS signed with a given key (IAM key probes).
+    pub sts: Arc<dyn CallerIdentity>,
     pub prober: Arc<dyn HttpProber>,
     pub audit: Arc<dyn AuditSink>,
     pub clock: Arc<dyn Clock>,

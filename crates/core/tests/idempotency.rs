@@ -125,6 +125,7 @@ async fn world() -> World {
         store: Arc::new(store.clone()),
         kms: Arc::new(store.clone()),
         iam: Arc::new(store.clone()),
+        sts: Arc::new(store.clone()),
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: clock.clone(),

@@ -29,6 +29,7 @@ pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
                 store: Arc::new(store.clone()),
                 kms: Arc::new(store.clone()),
                 iam: Arc::new(store.clone()),
+                sts: Arc::new(store.clone()),
                 audit: Arc::new(store),
                 prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
                 clock: Arc::new(SystemClock),

@@ -7,9 +7,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use rotor_core::error::{Result, RotorError};
-use rotor_core::ports::{AccessKeyInfo, Iam, NewAccessKey};
+use rotor_core::ports::{AccessKeyInfo, CallerIdentity, Iam, Identity, NewAccessKey, ProbeAction};
 use rotor_core::secret::SecretValue;
 use rusqlite::{params, OptionalExtension, Transaction};
+use std::collections::HashMap;
+
+/// The account id in the local store's ARNs.
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// IAM's eventual consistency, simulated (see [`LocalStore::set_key_propagation`]).
+#[derive(Debug, Default)]
+pub(crate) struct Propagation {
+    /// Failed authentications every key created from now on goes through.
+    delay: u32,
+    /// Failures left, per new key.
+    left: HashMap<String, u32>,
+}
 
 /// IAM allows two access keys per user.
 pub const MAX_KEYS_PER_USER: usize = 2;
@@ -79,6 +92,35 @@ fn unknown_key(access_key_id: &str) -> RotorError {
 }
 
 impl LocalStore {
+    /// Simulates IAM's eventual consistency: every access key created from now on (by this
+    /// `LocalStore` and its clones) fails its first `failures` authentications with
+    /// `Probe.NotReady` (as STS's InvalidClientTokenId right after creation), then works.
+    /// 0 (the default) turns it off. Failures are counted per call, not per second, so the
+    /// state machine's virtual clock does not matter.
+    pub fn set_key_propagation(&self, failures: u32) {
+        let mut p = self
+            .inner
+            .propagation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.delay = failures;
+    }
+
+    fn not_yet_propagated(&self, access_key_id: &str) -> bool {
+        let mut p = self
+            .inner
+            .propagation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match p.left.get_mut(access_key_id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// CreateUser, idempotent: an existing user (IAM names are case-insensitive) is left as it is.
     pub fn create_user(&self, name: &str) -> Result<()> {
         validate_user_name(name)?;
@@ -195,6 +237,13 @@ impl LocalStore {
                 }
             }
         })
+        .inspect(|key| {
+            let mut p = self.inner.propagation.lock().unwrap_or_else(|e| e.into_inner());
+            if p.delay > 0 {
+                let delay = p.delay;
+                p.left.insert(key.access_key_id.clone(), delay);
+            }
+        })
     }
 
     fn set_access_key_active_sync(
@@ -274,5 +323,48 @@ impl Iam for LocalStore {
     /// GetAccessKeyLastUsed: `None` when never used. Unknown key: `Input.Invalid`.
     async fn access_key_last_used(&self, access_key_id: &str) -> Result<Option<DateTime<Utc>>> {
         self.access_key_last_used_sync(access_key_id)
+    }
+}
+
+/// A local STS: GetCallerIdentity (and the probe actions) authenticate the key against the
+/// store's IAM ([`LocalStore::authenticate`], which records the use). A key still
+/// "propagating" ([`LocalStore::set_key_propagation`]): `Probe.NotReady`.
+#[async_trait]
+impl CallerIdentity for LocalStore {
+    async fn caller_identity(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &SecretValue,
+    ) -> Result<Identity> {
+        if self.not_yet_propagated(access_key_id) {
+            return Err(RotorError::ProbeNotReady(format!(
+                "the security token included in the request is invalid: access key {access_key_id} is not usable yet (InvalidClientTokenId; a new key takes a moment to propagate)"
+            )));
+        }
+        let user = self.authenticate(access_key_id, secret_access_key)?;
+        let arn = format!("arn:aws:iam::{LOCAL_ACCOUNT}:user/{user}");
+        Ok(Identity {
+            account: LOCAL_ACCOUNT.into(),
+            user_name: Identity::user_name_of(&arn),
+            arn,
+        })
+    }
+
+    /// The local store has no IAM policies: every authenticated key is permitted the probe
+    /// actions, and the proof says so.
+    async fn permitted_call(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &SecretValue,
+        action: ProbeAction,
+    ) -> Result<String> {
+        let who = self
+            .caller_identity(access_key_id, secret_access_key)
+            .await?;
+        Ok(format!(
+            "the local store authenticated {} for {} (it has no IAM policies to deny it)",
+            who.arn,
+            action.as_str()
+        ))
     }
 }

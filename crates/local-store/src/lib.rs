@@ -16,7 +16,8 @@
 //!   refused with a clear message.
 //!
 //! [`LocalStore`] implements [`SecretStore`](rotor_core::ports::SecretStore),
-//! [`Kms`](rotor_core::ports::Kms), [`Iam`](rotor_core::ports::Iam) and
+//! [`Kms`](rotor_core::ports::Kms), [`Iam`](rotor_core::ports::Iam),
+//! [`CallerIdentity`](rotor_core::ports::CallerIdentity) (a local STS) and
 //! [`AuditSink`](rotor_core::ports::AuditSink), plus the extra methods the CLI needs
 //! (creating secrets and IAM users, listing audit records, metrics and execution histories).
 
@@ -28,7 +29,7 @@ mod kms;
 mod secrets;
 
 pub use audit::ExecutionRecord;
-pub use iam::MAX_KEYS_PER_USER;
+pub use iam::{LOCAL_ACCOUNT, MAX_KEYS_PER_USER};
 pub use kms::MAX_KMS_PLAINTEXT_BYTES;
 pub use rotor_core::limits::{
     CLIENT_REQUEST_TOKEN_CHARS, MAX_DESCRIPTION_CHARS, MAX_SECRET_ID_CHARS, MAX_STAGES_PER_VERSION,
@@ -85,6 +86,9 @@ struct Inner {
     db_path: PathBuf,
     conn: Mutex<Connection>,
     keys: crypto::Keys,
+    /// IAM's eventual consistency, simulated: how many authentications a new key fails
+    /// (`Probe.NotReady`) before it works, and the failures left per key.
+    propagation: Mutex<iam::Propagation>,
 }
 
 impl fmt::Debug for LocalStore {
@@ -107,6 +111,7 @@ impl LocalStore {
                 db_path,
                 conn: Mutex::new(conn),
                 keys,
+                propagation: Mutex::new(iam::Propagation::default()),
             }),
             clock: Arc::new(SystemClock),
         })

@@ -1130,6 +1130,7 @@ fn audit(execution_id: &str, secret: &str, started: &str, outcome: &str) -> Audi
         error: None,
         started_at: started.into(),
         finished_at: started.into(),
+        iam: None,
     }
 }
 

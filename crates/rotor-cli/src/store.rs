@@ -31,6 +31,7 @@ pub fn services(store: &LocalStore) -> Services {
         store: Arc::new(store.clone()),
         kms: Arc::new(store.clone()),
         iam: Arc::new(store.clone()),
+        sts: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
         prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
         clock: Arc::new(SystemClock),

@@ -189,7 +189,6 @@ impl FunctionInvoker for LocalFunctions {
             "rotor-promote" => call!(name, payload, |i| handlers::promote(svc, i)),
             "rotor-rollback" => call!(name, payload, |i| handlers::rollback(svc, i)),
             "rotor-audit-log" => call!(name, payload, |i| handlers::audit_log(svc, i)),
-            // IAM rotation is not available yet: the core handler answers Rotation.Unsupported.
             "rotor-revoke-old-iam-key" => {
                 call!(name, payload, |i| handlers::revoke_old_iam_key(svc, i))
             }

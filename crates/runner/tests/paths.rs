@@ -473,6 +473,36 @@ fn cases() -> Vec<Case> {
             cause_contains: &["Revoke.OldKeyStillInUse failed after"],
         },
         Case {
+            name: "IamKeyLimit",
+            input: iam_input(),
+            states: &["CheckInput", "StagePending", "AuditRefused", "Refused"],
+            status: Status::Failed,
+            error: Some("Rotation.KeyLimit"),
+            attempts: &[("StagePending", 1), ("AbandonAfterStagingFailure", 0)],
+            audit: Some(("refused", Some("Rotation.KeyLimit"))),
+            cause_contains: &["already has 2 access keys"],
+        },
+        Case {
+            name: "IamKeyNotReadyTwiceThenValid",
+            input: iam_input(),
+            states: with(
+                &ROTATE_TO_APP,
+                &[
+                    "IsIamAccessKey",
+                    "DeactivateOldKey",
+                    "WaitGracePeriod",
+                    "DeleteOldKey",
+                    "AuditRotated",
+                    "Rotated",
+                ],
+            ),
+            status: Status::Succeeded,
+            error: None,
+            attempts: &[("ProbeCandidate", 3), ("Promote", 1), ("DeleteOldKey", 1)],
+            audit: Some(("rotated", None)),
+            cause_contains: &[],
+        },
+        Case {
             name: "UnknownAction",
             input: json!({"action": "rotate-now", "secret_id": "richesreach/development/openai_api_key"}),
             states: &["CheckInput", "InputInvalid"],
@@ -589,6 +619,27 @@ async fn probe_retries_back_off_within_the_cap() {
 
 const SECRET: &str = "richesreach/development/openai_api_key";
 const IAM_SECRET: &str = "richesreach/development/deploy_bot_access_key";
+const IAM_USER: &str = "deploy-bot";
+
+/// An iam-access-key secret's value.
+fn iam_value(key: &NewAccessKey) -> SecretValue {
+    rotor_core::iam::KeyValue {
+        access_key_id: key.access_key_id.clone(),
+        secret_access_key: key.secret_access_key.clone(),
+        user_name: Some(IAM_USER.into()),
+    }
+    .to_value()
+}
+
+/// (access key id, secret) of the IAM secret's AWSCURRENT.
+async fn iam_current(store: &LocalStore) -> (String, SecretValue) {
+    let (version, value) = store
+        .get_value(IAM_SECRET, &Version::current())
+        .await
+        .unwrap();
+    let key = rotor_core::iam::KeyValue::parse(IAM_SECRET, &version, &value).unwrap();
+    (key.access_key_id, key.secret_access_key)
+}
 
 /// A local store (temp dir) holding the vendor secret, the vendor stand-in that issued its
 /// keys, and an application stand-in that uses the secret's AWSCURRENT.
@@ -638,6 +689,7 @@ async fn local() -> Local {
         store: Arc::new(store.clone()),
         kms: Arc::new(store.clone()),
         iam: Arc::new(store.clone()),
+        sts: Arc::new(store.clone()),
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: Arc::new(SystemClock),
@@ -781,6 +833,15 @@ impl Local {
             self.labels().await
         );
         id
+    }
+
+    async fn with_iam_stage(&self, stage: &str) -> Option<String> {
+        self.store
+            .describe(IAM_SECRET)
+            .await
+            .unwrap()
+            .version_with(stage)
+            .map(|v| v.version_id.clone())
     }
 
     fn audit_record(&self, name: &str) -> Option<AuditRecord> {
@@ -1034,7 +1095,13 @@ async fn local_functions_map_errors_like_the_lambda_runtime() {
         .invoke(&local_arns()["revoke_old_iam_key_arn"], revoke)
         .await
         .unwrap_err();
-    assert_eq!(e.error_type, "Rotation.Unsupported");
+    // No staged.iam: not an IAM rotation's stage-pending output.
+    assert_eq!(e.error_type, "Input.Invalid");
+    assert!(
+        e.error_message.contains("staged.iam"),
+        "{}",
+        e.error_message
+    );
     let e = f.invoke("rotor-nope", json!({})).await.unwrap_err();
     assert_eq!(e.error_type, "Lambda.ResourceNotFoundException");
     let ok = f
@@ -1192,20 +1259,28 @@ async fn every_mocked_failure_over_the_real_store_leaves_one_working_current() {
             .update_stage(SECRET, AWSPENDING, None, Some(earlier))
             .await
             .unwrap();
-        l.store
+        // The IAM key secret: a real user and key in the store's IAM.
+        l.store.create_user(IAM_USER).unwrap();
+        let old_key = Iam::create_access_key(&l.store, IAM_USER).await.unwrap();
+        let old_iam_version = l
+            .store
             .create_secret(
                 IAM_SECRET,
-                &SecretValue::new(
-                    r#"{"AccessKeyId":"AKIAOLDKEY0000000001","SecretAccessKey":"x"}"#,
-                ),
+                &iam_value(&old_key),
                 BTreeMap::from([
                     ("rotor:kind".to_string(), "iam-access-key".to_string()),
-                    ("rotor:iam-user".to_string(), "deploy-bot".to_string()),
+                    ("rotor:iam-user".to_string(), IAM_USER.to_string()),
+                    ("rotor:grace-seconds".to_string(), "600".to_string()),
                 ]),
                 None,
             )
             .unwrap();
+        if case.name == "IamKeyLimit" {
+            // A second Active key: the (mocked) refusal is what the real handler answers too.
+            Iam::create_access_key(&l.store, IAM_USER).await.unwrap();
+        }
         let iam_before = l.store.describe(IAM_SECRET).await.unwrap();
+        let keys_before = Iam::list_access_keys(&l.store, IAM_USER).await.unwrap();
 
         let candidate_key = l.vendor.issue_key("openai");
         let input = if case.input["action"] == "rotate" && case.input["secret_id"] == SECRET {
@@ -1242,31 +1317,51 @@ async fn every_mocked_failure_over_the_real_store_leaves_one_working_current() {
             case.name, outcome.status, outcome.error, outcome.cause, t.states
         );
 
-        // The branch: the one the fully mocked run takes, except for IAM access keys, whose
-        // rotation the real handlers do not do yet (stage-pending refuses them).
+        // The branch: the one the fully mocked run takes.
+        assert_eq!(t.states, case.states, "{ctx}");
+        assert_eq!(outcome.status, case.status, "{ctx}");
+        assert_eq!(outcome.error.as_deref(), case.error, "{ctx}");
+        for (state, n) in case.attempts {
+            assert_eq!(t.attempts(state), *n, "{ctx}\nattempts of {state}");
+        }
         if iam {
-            assert_eq!(
-                t.states,
-                ["CheckInput", "StagePending", "AuditRefused", "Refused"],
-                "{ctx}"
-            );
-            assert_eq!(
-                outcome.error.as_deref(),
-                Some("Rotation.Unsupported"),
-                "{ctx}"
-            );
-            assert_eq!(
-                l.store.describe(IAM_SECRET).await.unwrap(),
-                iam_before,
-                "{ctx}"
-            );
-        } else {
-            assert_eq!(t.states, case.states, "{ctx}");
-            assert_eq!(outcome.status, case.status, "{ctx}");
-            assert_eq!(outcome.error.as_deref(), case.error, "{ctx}");
-            for (state, n) in case.attempts {
-                assert_eq!(t.attempts(state), *n, "{ctx}\nattempts of {state}");
+            // The IAM secret and the user's keys: rotated (the old key deleted), or unchanged
+            // (refused: nothing touched; reverted: the old key Active and AWSCURRENT again,
+            // the new key gone).
+            let keys = Iam::list_access_keys(&l.store, IAM_USER).await.unwrap();
+            assert!(keys.len() <= 2, "{ctx}\n{keys:?}");
+            let current = iam_current(&l.store).await;
+            if case.status == Status::Succeeded {
+                assert_ne!(current.0, old_key.access_key_id, "{ctx}");
+                assert_eq!(keys.len(), 1, "{ctx}\n{keys:?}");
+                assert_eq!(keys[0].access_key_id, current.0, "{ctx}");
+            } else {
+                assert_eq!(current.0, old_key.access_key_id, "{ctx}");
+                assert_eq!(keys, keys_before, "{ctx}");
+                if case.name == "IamKeyLimit" {
+                    assert_eq!(l.store.describe(IAM_SECRET).await.unwrap(), iam_before);
+                }
+                let info = l.store.describe(IAM_SECRET).await.unwrap();
+                assert_eq!(
+                    info.version_with(AWSCURRENT).unwrap().version_id,
+                    old_iam_version,
+                    "{ctx}"
+                );
             }
+            assert!(keys
+                .iter()
+                .any(|k| k.access_key_id == current.0 && k.status == "Active"));
+            let who = CallerIdentity::caller_identity(&l.store, &current.0, &current.1)
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}\nAWSCURRENT's key does not authenticate: {e}"));
+            assert_eq!(who.user_name.as_deref(), Some(IAM_USER));
+            assert!(l.with_iam_stage(AWSPENDING).await.is_none(), "{ctx}");
+            let history = format!("{:?}", outcome);
+            assert!(
+                !history.contains(old_key.secret_access_key.expose()),
+                "{ctx}"
+            );
+            assert!(!history.contains(current.1.expose()), "{ctx}");
         }
         for (state, params) in &t.calls {
             check_payload(state, params);
@@ -1276,16 +1371,9 @@ async fn every_mocked_failure_over_the_real_store_leaves_one_working_current() {
         let audit_faulted = throws.keys().any(|s| s.starts_with("Audit"));
         match (l.audit_record(&name), case.audit) {
             (None, _) if audit_faulted => {}
-            (Some(record), Some((outcome_name, error))) if !iam && !audit_faulted => {
+            (Some(record), Some((outcome_name, error))) if !audit_faulted => {
                 assert_eq!(record.outcome, outcome_name, "{ctx}");
                 assert_eq!(record.error.as_deref(), error, "{ctx}");
-            }
-            (Some(record), _) if iam => {
-                assert_eq!(
-                    (record.outcome.as_str(), record.error.as_deref()),
-                    ("refused", Some("Rotation.Unsupported")),
-                    "{ctx}"
-                );
             }
             (None, None) => {}
             (record, expected) => panic!("{ctx}\naudit record {record:?}, expected {expected:?}"),
