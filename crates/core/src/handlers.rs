@@ -562,11 +562,16 @@ pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
 /// revoke-old-iam-key, after the new key was promoted and the application proven:
 ///
 /// * `deactivate` sets the old key Inactive and answers when (`deactivated_at`). Already
-///   Inactive or already deleted: success, `changed: false` (a re-run answers the
-///   `deactivated_at` it was given, else the time it found the key inactive).
+///   Inactive: success, answered as the attempt that did it (`changed: true`; `deactivated_at`
+///   is the one given, else the time this attempt found the key inactive). Already deleted:
+///   success, `changed: false`.
 /// * `delete` (after the grace period) reads GetAccessKeyLastUsed: used after `deactivated_at`,
 ///   or Active again, is `Revoke.OldKeyStillInUse` (the state machine reverts); else the key is
-///   deleted. Already deleted: success, `changed: false`.
+///   deleted. Already deleted: success, answered as the attempt that did it (`changed: true`).
+///
+/// Last-used times are compared as the service reports them: AWS updates LastUsedDate with a
+/// delay, so `rotor:grace-seconds` should be longer than that delay for a late consumer to be
+/// seen.
 ///
 /// Both refuse (`Rotation.Conflict`) unless AWSCURRENT is still this rotation's version: the old
 /// key is never touched while it may be the current one again.
@@ -615,10 +620,11 @@ pub async fn revoke_old_iam_key(svc: &Services, req: RevokeInput) -> Result<Revo
                 req.deactivated_at.clone().or(Some(now)),
                 false,
             )),
+            // Already Inactive: an earlier attempt of this step did it; answer as it did.
             Some(k) if !iam::is_active(k) => Ok(out(
                 Some(old),
                 req.deactivated_at.clone().or(Some(now)),
-                false,
+                true,
             )),
             Some(_) => {
                 svc.iam.set_access_key_active(user, &old, false).await?;
@@ -626,8 +632,9 @@ pub async fn revoke_old_iam_key(svc: &Services, req: RevokeInput) -> Result<Revo
             }
         },
         RevokeMode::Delete => {
+            // Already deleted (by an earlier attempt of this step): answer as it did.
             let Some(k) = found else {
-                return Ok(out(Some(old), req.deactivated_at.clone(), false));
+                return Ok(out(Some(old), req.deactivated_at.clone(), true));
             };
             let text = req.deactivated_at.as_deref().ok_or_else(|| {
                 RotorError::input(format!(

@@ -21,7 +21,9 @@ use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rotor_core::events::*;
 use rotor_core::handlers::{self, token_for};
-use rotor_core::ports::{candidate_context, AuditRecord, Clock, Kms, SecretStore, Services};
+use rotor_core::ports::{
+    candidate_context, AuditRecord, CallerIdentity, Clock, Iam, Kms, SecretStore, Services,
+};
 use rotor_core::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::{Result, RotorError};
 use rotor_local_store::LocalStore;
@@ -34,6 +36,8 @@ use std::sync::{Arc, Mutex};
 
 const VENDOR_SECRET: &str = "app/test/openai_api_key";
 const GENERATED_SECRET: &str = "app/test/webhook_secret";
+const IAM_SECRET: &str = "app/test/aws_access_key";
+const IAM_USER: &str = "idem-bot";
 
 fn execution(name: &str) -> String {
     format!("arn:aws:states:us-east-1:123456789012:execution:rotation:{name}")
@@ -118,6 +122,25 @@ async fn world() -> World {
             None,
         )
         .unwrap();
+    store.create_user(IAM_USER).unwrap();
+    let key = Iam::create_access_key(&store, IAM_USER).await.unwrap();
+    store
+        .create_secret(
+            IAM_SECRET,
+            &rotor_core::iam::KeyValue {
+                access_key_id: key.access_key_id.clone(),
+                secret_access_key: key.secret_access_key.clone(),
+                user_name: Some(IAM_USER.into()),
+            }
+            .to_value(),
+            tags(&[
+                ("rotor:kind", "iam-access-key".into()),
+                ("rotor:iam-user", IAM_USER.into()),
+                ("rotor:iam-probe-action", "iam:GetUser".into()),
+            ]),
+            None,
+        )
+        .unwrap();
     let clock = Arc::new(TestClock(Mutex::new(
         Utc.with_ymd_and_hms(2026, 11, 28, 9, 30, 0).unwrap(),
     )));
@@ -150,6 +173,8 @@ struct Snapshot {
     audit: Vec<AuditRecord>,
     /// Metric samples per metric name.
     metrics: BTreeMap<String, usize>,
+    /// The IAM user's access keys (ids and status).
+    iam_keys: Vec<rotor_core::ports::AccessKeyInfo>,
 }
 
 impl World {
@@ -175,6 +200,7 @@ impl World {
             secrets,
             audit: self.store.audit_records(None).unwrap(),
             metrics,
+            iam_keys: Iam::list_access_keys(&self.store, IAM_USER).await.unwrap(),
         }
     }
 
@@ -862,4 +888,256 @@ async fn a_second_execution_cannot_stage_while_the_first_is_pending() {
     assert_eq!(w.stage("first", &first_input).await, first);
     assert_eq!(w.snapshot().await, before);
     w.assert_current_works(&w.first_id).await;
+}
+
+// ----------------------------------------------------------------------------- IAM access keys
+
+fn iam_input() -> ExecutionInput {
+    ExecutionInput {
+        action: Action::Rotate,
+        secret_id: IAM_SECRET.into(),
+        candidate_ciphertext: None,
+        requested_by: Some("github:alice".into()),
+        reason: Some("idempotency".into()),
+    }
+}
+
+fn revoke(mode: RevokeMode, staged: &StagePendingOutput, at: Option<String>) -> RevokeInput {
+    RevokeInput {
+        mode,
+        secret_id: IAM_SECRET.into(),
+        staged: staged.clone(),
+        deactivated_at: at,
+    }
+}
+
+impl World {
+    async fn iam_key_at(&self, stage: &str) -> rotor_core::iam::KeyValue {
+        let (v, value) = self
+            .store
+            .get_value(IAM_SECRET, &Version::Stage(stage.into()))
+            .await
+            .unwrap();
+        rotor_core::iam::KeyValue::parse(IAM_SECRET, &v, &value).unwrap()
+    }
+
+    async fn iam_key_ids(&self) -> Vec<(String, String)> {
+        Iam::list_access_keys(&self.store, IAM_USER)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.access_key_id, k.status))
+            .collect()
+    }
+}
+
+/// Every step of an IAM key rotation, each invoked twice (as a crashed-and-retried Lambda
+/// would be): the second invocation answers the same and changes nothing, no third key is
+/// ever created, and the rotated key authenticates.
+#[tokio::test]
+async fn every_iam_step_twice_changes_nothing_twice() {
+    let w = world().await;
+    let old = w.iam_key_at(AWSCURRENT).await;
+    let input = iam_input();
+    let exec = execution("iam-twice");
+    let staged = twice(&w, "iam stage-pending", || {
+        handlers::stage_pending(
+            &w.svc,
+            StagePendingInput {
+                execution_id: exec.clone(),
+                input: input.clone(),
+            },
+        )
+    })
+    .await;
+    let iam = staged.iam.clone().expect("staged.iam");
+    assert_eq!(
+        iam.old_access_key_id.as_deref(),
+        Some(old.access_key_id.as_str())
+    );
+    assert_eq!(w.iam_key_ids().await.len(), 2, "one new key, not two");
+    let probe = twice(&w, "iam health-probe", || {
+        handlers::health_probe(
+            &w.svc,
+            HealthProbeInput {
+                secret_id: IAM_SECRET.into(),
+                version_id: staged.pending_version_id.clone(),
+                target: ProbeTarget::Candidate,
+            },
+        )
+    })
+    .await;
+    assert!(
+        probe.proof.contains("iam:GetUser was permitted"),
+        "{}",
+        probe.proof
+    );
+    twice(&w, "iam promote", || {
+        handlers::promote(&w.svc, promote_input(&staged))
+    })
+    .await;
+    let deactivated = twice(&w, "deactivate", || {
+        handlers::revoke_old_iam_key(&w.svc, revoke(RevokeMode::Deactivate, &staged, None))
+    })
+    .await;
+    assert!(deactivated.changed);
+    assert!(w
+        .iam_key_ids()
+        .await
+        .contains(&(old.access_key_id.clone(), "Inactive".to_string())));
+    w.clock.advance(Duration::hours(1));
+    let at = deactivated.deactivated_at.clone();
+    let deleted = twice(&w, "delete", || {
+        handlers::revoke_old_iam_key(&w.svc, revoke(RevokeMode::Delete, &staged, at.clone()))
+    })
+    .await;
+    assert!(deleted.changed);
+    assert_eq!(
+        w.iam_key_ids().await,
+        [(iam.new_access_key_id.clone(), "Active".to_string())]
+    );
+    let current = w.iam_key_at(AWSCURRENT).await;
+    assert_eq!(current.access_key_id, iam.new_access_key_id);
+    CallerIdentity::caller_identity(&w.store, &current.access_key_id, &current.secret_access_key)
+        .await
+        .expect("the rotated key authenticates");
+    // And stage-pending replayed after everything answers the same ids and creates nothing.
+    let again = handlers::stage_pending(
+        &w.svc,
+        StagePendingInput {
+            execution_id: exec.clone(),
+            input: input.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, staged);
+    assert_eq!(w.iam_key_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn iam_revert_and_abandon_twice() {
+    let w = world().await;
+    let old = w.iam_key_at(AWSCURRENT).await;
+    let old_version = w.holder(IAM_SECRET, AWSCURRENT).await.unwrap();
+    // Revert after the old key was deactivated and a consumer used it.
+    let staged = handlers::stage_pending(
+        &w.svc,
+        StagePendingInput {
+            execution_id: execution("iam-revert"),
+            input: iam_input(),
+        },
+    )
+    .await
+    .unwrap();
+    w.promote(&staged).await;
+    handlers::revoke_old_iam_key(&w.svc, revoke(RevokeMode::Deactivate, &staged, None))
+        .await
+        .unwrap();
+    let revert = RollbackInput {
+        mode: RollbackMode::Revert,
+        secret_id: IAM_SECRET.into(),
+        execution_id: execution("iam-revert"),
+        staged: Some(staged.clone()),
+    };
+    let out = twice(&w, "iam revert", || {
+        handlers::rollback(&w.svc, revert.clone())
+    })
+    .await;
+    assert!(out.changed);
+    assert_eq!(w.holder(IAM_SECRET, AWSCURRENT).await, Some(old_version));
+    assert_eq!(
+        w.iam_key_ids().await,
+        [(old.access_key_id.clone(), "Active".to_string())],
+        "old key Active again, new key gone"
+    );
+    // Abandon before promote deletes the new key, once.
+    let staged = handlers::stage_pending(
+        &w.svc,
+        StagePendingInput {
+            execution_id: execution("iam-abandon"),
+            input: iam_input(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.iam_key_ids().await.len(), 2);
+    let abandon = RollbackInput {
+        mode: RollbackMode::Abandon,
+        secret_id: IAM_SECRET.into(),
+        execution_id: execution("iam-abandon"),
+        staged: Some(staged.clone()),
+    };
+    twice(&w, "iam abandon", || {
+        handlers::rollback(&w.svc, abandon.clone())
+    })
+    .await;
+    assert_eq!(
+        w.iam_key_ids().await,
+        [(old.access_key_id.clone(), "Active".to_string())]
+    );
+    assert_eq!(w.holder(IAM_SECRET, AWSPENDING).await, None);
+    // Abandon with no staged output (stage-pending failed after writing): finds the key from
+    // this execution's version.
+    handlers::stage_pending(
+        &w.svc,
+        StagePendingInput {
+            execution_id: execution("iam-abandon-2"),
+            input: iam_input(),
+        },
+    )
+    .await
+    .unwrap();
+    let abandon = RollbackInput {
+        mode: RollbackMode::Abandon,
+        secret_id: IAM_SECRET.into(),
+        execution_id: execution("iam-abandon-2"),
+        staged: None,
+    };
+    twice(&w, "iam abandon without staged", || {
+        handlers::rollback(&w.svc, abandon.clone())
+    })
+    .await;
+    assert_eq!(w.iam_key_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn iam_key_limit_and_stale_key_replays() {
+    let w = world().await;
+    let other = Iam::create_access_key(&w.store, IAM_USER).await.unwrap();
+    let req = StagePendingInput {
+        execution_id: execution("iam-limit"),
+        input: iam_input(),
+    };
+    let before = w.snapshot().await;
+    for _ in 0..2 {
+        let e = handlers::stage_pending(&w.svc, req.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(e.asl_name(), "Rotation.KeyLimit");
+        assert!(e.to_string().contains(&other.access_key_id));
+        assert_eq!(w.snapshot().await, before, "nothing changed");
+    }
+    // The other key Inactive: deleted to make room, once; the replay answers the same ids.
+    Iam::set_access_key_active(&w.store, IAM_USER, &other.access_key_id, false)
+        .await
+        .unwrap();
+    let first = handlers::stage_pending(&w.svc, req.clone()).await.unwrap();
+    assert_eq!(
+        first
+            .iam
+            .as_ref()
+            .unwrap()
+            .deleted_stale_access_key_id
+            .as_deref(),
+        Some(other.access_key_id.as_str())
+    );
+    let after = w.snapshot().await;
+    let again = handlers::stage_pending(&w.svc, req.clone()).await.unwrap();
+    assert_eq!(w.snapshot().await, after);
+    let mut expected = first.clone();
+    // Only the run that deleted the stale key knows it did.
+    expected.iam.as_mut().unwrap().deleted_stale_access_key_id = None;
+    assert_eq!(again, expected);
+    assert_eq!(w.iam_key_ids().await.len(), 2);
 }
