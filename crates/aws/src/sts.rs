@@ -71,6 +71,15 @@ fn probe_failure(f: &Failure, access_key_id: &str, call: Call<'_>) -> RotorError
             call.operation,
             f.cause()
         )),
+        // A denial without a code (moto answers some denials with a bare HTTP 403).
+        _ if matches!(f, Failure::Service { status: Some(403), .. }) => {
+            RotorError::ProbeRejected(format!(
+                "{} {} rejected access key {access_key_id} ({})",
+                call.service,
+                call.operation,
+                f.cause()
+            ))
+        }
         _ => to_rotor(f, call),
     }
 }
