@@ -1,0 +1,787 @@
+//! The GitHub Actions workflows in `.github/workflows/`: zizmor and actionlint (with shellcheck)
+//! report nothing, their security contracts hold, and the rotate, reusable rotate and rollback
+//! workflows' `run:` steps, run as GitHub would run them (the environment their `env:` blocks
+//! set, `${{ }}` replaced by test values, `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), start the
+//! right execution on moto's Step Functions and never show the candidate.
+//!
+//! `uses:` steps are not run: the checkout is this work tree, the credentials are moto's (the
+//! AWS endpoint points at moto) and the step with id `install-rotor` is replaced by putting the
+//! `rotor` built for this test first on PATH.
+//!
+//! Needs what `scripts/test` provides (`ROTOR_MOTO_ENDPOINT`, `ROTOR_ZIZMOR`,
+//! `ROTOR_ACTIONLINT`, `ROTOR_SHELLCHECK`); without them the tests fail:
+//! `scripts/test -p rotor-cli --test github_workflows`.
+
+mod common;
+
+use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
+use common::TempDir;
+use serde_json::Value as Json;
+use serde_yaml::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const REGION: &str = "us-east-1";
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/sfn";
+const WORKFLOWS: [&str; 5] = [
+    "ci.yml",
+    "rotate-secret.yml",
+    "rotate-secret-reusable.yml",
+    "rollback-secret.yml",
+    "deploy.yml",
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn workflows_dir() -> PathBuf {
+    repo_root().join(".github/workflows")
+}
+
+fn tool(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(p) if !p.trim().is_empty() => p,
+        _ => panic!("{var} is not set: run scripts/test (scripts/test -p rotor-cli --test github_workflows), which installs it"),
+    }
+}
+
+fn endpoint() -> String {
+    tool("ROTOR_MOTO_ENDPOINT")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn load(name: &str) -> Value {
+    let path = workflows_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+// ------------------------------------------------------------------ static checkers
+
+#[test]
+fn zizmor_reports_no_findings() {
+    let out = Command::new(tool("ROTOR_ZIZMOR"))
+        .arg("--offline")
+        .arg("--no-progress")
+        .arg(workflows_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("zizmor runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "zizmor found something:\n{text}"
+    );
+    assert!(text.contains("No findings to report"), "{text}");
+    for name in WORKFLOWS {
+        assert!(text.contains(name), "zizmor did not audit {name}:\n{text}");
+    }
+}
+
+fn actionlint(dir: &Path, files: &[PathBuf]) -> (i32, String) {
+    let out = Command::new(tool("ROTOR_ACTIONLINT"))
+        .arg("-no-color")
+        .arg("-shellcheck")
+        .arg(tool("ROTOR_SHELLCHECK"))
+        .args(files)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("actionlint runs");
+    (
+        out.status.code().expect("actionlint exited"),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn actionlint_with_shellcheck_reports_nothing() {
+    let files: Vec<PathBuf> = WORKFLOWS.iter().map(|n| workflows_dir().join(n)).collect();
+    let (code, text) = actionlint(&repo_root(), &files);
+    assert_eq!(code, 0, "actionlint found something:\n{text}");
+    assert!(text.trim().is_empty(), "{text}");
+
+    // shellcheck really is active: an unquoted expansion in a run: step is reported.
+    let tmp = TempDir::new("actionlint");
+    let wf = tmp.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    let bad = wf.join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $1 $HOME\n",
+    )
+    .unwrap();
+    let (code, text) = actionlint(tmp.path(), &[bad]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("shellcheck"),
+        "shellcheck is not active in actionlint:\n{text}"
+    );
+}
+
+// ------------------------------------------------------------------ contracts
+
+/// Every `uses:` in a document, every `run:` and every key path, for the contract checks.
+fn walk<'a>(v: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
+    out.push((path.to_string(), v));
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                let k = k
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{k:?}"));
+                walk(child, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Sequence(s) => {
+            for (i, child) in s.iter().enumerate() {
+                walk(child, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn workflows_keep_their_security_contracts() {
+    let mut groups = BTreeMap::new();
+    for name in WORKFLOWS {
+        let doc = load(name);
+        let text = std::fs::read_to_string(workflows_dir().join(name)).unwrap();
+        assert!(!text.contains("pull_request_target"), "{name}");
+        assert!(
+            !text.contains("github.event.inputs"),
+            "{name}: use inputs.*"
+        );
+        assert_eq!(
+            doc["permissions"],
+            serde_yaml::from_str::<Value>("{}").unwrap(),
+            "{name}: top-level permissions: {{}}"
+        );
+        let mut nodes = Vec::new();
+        walk(&doc, "", &mut nodes);
+        for (path, v) in &nodes {
+            if path.ends_with(".uses") {
+                let uses = v.as_str().unwrap();
+                let (_, sha) = uses
+                    .split_once('@')
+                    .unwrap_or_else(|| panic!("{name}: {uses}"));
+                assert!(
+                    sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{name}: {uses} is not pinned to a full commit SHA"
+                );
+            }
+            if path.ends_with(".run") {
+                assert!(
+                    !v.as_str().unwrap().contains("${{"),
+                    "{name} {path}: an expression in a script"
+                );
+            }
+            if path.ends_with(".with.persist-credentials") {
+                assert_eq!(v.as_bool(), Some(false), "{name}");
+            }
+        }
+        for (job_name, job) in doc["jobs"].as_mapping().unwrap() {
+            let job_name = job_name.as_str().unwrap();
+            assert!(
+                job["permissions"].is_mapping(),
+                "{name} {job_name}: job permissions"
+            );
+            for (scope, level) in job["permissions"].as_mapping().unwrap() {
+                let scope = scope.as_str().unwrap();
+                assert!(
+                    (scope == "contents" && level == "read")
+                        || (scope == "id-token" && level == "write"),
+                    "{name} {job_name}: {scope}: {level:?}"
+                );
+            }
+            if let Some(group) = job["concurrency"]["group"].as_str() {
+                groups.insert(
+                    name,
+                    (
+                        group.to_string(),
+                        job["concurrency"]["cancel-in-progress"].clone(),
+                    ),
+                );
+            }
+        }
+    }
+    // rotate, reusable rotate and rollback share one group per secret and environment, and a
+    // second run waits rather than cancel the first.
+    let group = "rotor-secret-${{ inputs.environment }}-${{ inputs.secret }}";
+    for name in [
+        "rotate-secret.yml",
+        "rotate-secret-reusable.yml",
+        "rollback-secret.yml",
+    ] {
+        assert_eq!(groups[name].0, group, "{name}");
+        assert_eq!(groups[name].1, Value::Bool(false), "{name}");
+    }
+
+    // The candidate is never an input: only secrets carry it, and only into a step's env:.
+    for name in [
+        "rotate-secret.yml",
+        "rotate-secret-reusable.yml",
+        "rollback-secret.yml",
+    ] {
+        let doc = load(name);
+        let on = &doc["on"];
+        let trigger = if name.contains("reusable") {
+            "workflow_call"
+        } else {
+            "workflow_dispatch"
+        };
+        let inputs: BTreeSet<&str> = on[trigger]["inputs"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            inputs,
+            BTreeSet::from(["secret", "environment", "reason"]),
+            "{name}"
+        );
+        let text = std::fs::read_to_string(workflows_dir().join(name)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("secrets.") && !line.trim_start().starts_with('#') {
+                assert!(
+                    line.trim_start()
+                        .starts_with("ROTATION_CANDIDATE: ${{ secrets."),
+                    "{name}:{}: {line}",
+                    i + 1
+                );
+            }
+        }
+    }
+    assert_eq!(
+        load("rotate-secret.yml")["on"]["workflow_dispatch"]["inputs"]["secret"]["type"],
+        "choice"
+    );
+    assert_eq!(
+        load("rotate-secret.yml")["on"]["workflow_dispatch"]["inputs"]["environment"]["type"],
+        "choice"
+    );
+    assert!(
+        load("rotate-secret-reusable.yml")["on"]["workflow_call"]["secrets"]["candidate"]
+            ["required"]
+            == true
+    );
+}
+
+// ------------------------------------------------------------------ running the jobs
+
+/// `${{ expr }}` replaced by `ctx[expr]`; `steps.<id>.outputs.<name>` from the steps so far
+/// (empty when absent, as on GitHub). Any other expression is a test failure: the test must
+/// know every value a workflow reads.
+fn substitute(
+    text: &str,
+    ctx: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, BTreeMap<String, String>>,
+) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .unwrap_or_else(|| panic!("unclosed expression in {text}"))
+            + start;
+        let expr = rest[start + 3..end].trim();
+        let value = if let Some(path) = expr.strip_prefix("steps.") {
+            let (id, name) = path
+                .split_once(".outputs.")
+                .unwrap_or_else(|| panic!("{expr}"));
+            outputs
+                .get(id)
+                .and_then(|o| o.get(name))
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            ctx.get(expr)
+                .cloned()
+                .unwrap_or_else(|| panic!("the test has no value for ${{{{ {expr} }}}}"))
+        };
+        out.push_str(&value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What running a job's steps did.
+struct JobRun {
+    summary: String,
+    outputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// (step name, exit code, stdout + stderr) of each run: step, in order.
+    steps: Vec<(String, i32, String)>,
+}
+
+impl JobRun {
+    fn log(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(n, c, o)| format!("--- {n} (exit {c})\n{o}"))
+            .collect()
+    }
+}
+
+/// Reads `name=value` and `name<<DELIM ... DELIM` lines of a `$GITHUB_OUTPUT` file.
+fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((k, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(k.to_string(), value.join("\n"));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+/// Runs the `run:` steps of `job` in `workflow` in order, as GitHub's runner would with
+/// `bash -e`, until one fails.
+fn run_job(workflow: &str, job: &str, ctx: &BTreeMap<String, String>, tmp: &Path) -> JobRun {
+    let doc = load(workflow);
+    let job_doc = &doc["jobs"][job];
+    assert!(job_doc.is_mapping(), "{workflow} has no job {job}");
+    let rotor = PathBuf::from(env!("CARGO_BIN_EXE_rotor"));
+    let path = format!(
+        "{}:{}",
+        rotor.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let runner_temp = tmp.join("runner-temp");
+    std::fs::create_dir_all(&runner_temp).unwrap();
+    let summary = tmp.join("step-summary.md");
+    std::fs::write(&summary, "").unwrap();
+    let mut run = JobRun {
+        summary: String::new(),
+        outputs: BTreeMap::new(),
+        steps: Vec::new(),
+    };
+    for (i, step) in job_doc["steps"].as_sequence().unwrap().iter().enumerate() {
+        assert!(
+            step.get("if").is_none(),
+            "{workflow}: step {i} has an if: the test does not evaluate"
+        );
+        let id = step["id"].as_str().unwrap_or_default().to_string();
+        let name = step["name"].as_str().unwrap_or(&id).to_string();
+        if step.get("uses").is_some() || id == "install-rotor" {
+            continue;
+        }
+        let script = step["run"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{workflow}: step {name} neither uses nor runs"));
+        let output_file = tmp.join(format!("output-{i}"));
+        std::fs::write(&output_file, "").unwrap();
+        let script_file = tmp.join(format!("step-{i}.sh"));
+        std::fs::write(&script_file, script).unwrap();
+        let mut c = Command::new("bash");
+        c.arg("-e")
+            .arg(&script_file)
+            .env_clear()
+            .current_dir(repo_root())
+            .stdin(Stdio::null());
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        for (k, v) in [
+            ("PATH", path.as_str()),
+            ("HOME", home.as_str()),
+            ("CI", "true"),
+            ("GITHUB_ACTIONS", "true"),
+            ("AWS_ENDPOINT_URL", &endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ] {
+            c.env(k, v);
+        }
+        c.env("GITHUB_OUTPUT", &output_file)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_ENV", tmp.join("github-env"))
+            .env("GITHUB_PATH", tmp.join("github-path"))
+            .env("GITHUB_WORKSPACE", repo_root())
+            .env("RUNNER_TEMP", &runner_temp)
+            .env("ROTOR_STORE", tmp.join("rotor-store"));
+        for scope in [&doc["env"], &job_doc["env"], &step["env"]] {
+            if let Some(m) = scope.as_mapping() {
+                for (k, v) in m {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+                    };
+                    c.env(k.as_str().unwrap(), substitute(&v, ctx, &run.outputs));
+                }
+            }
+        }
+        let out = c.output().expect("bash runs");
+        let code = out.status.code().unwrap_or(-1);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !id.is_empty() {
+            run.outputs.insert(
+                id.clone(),
+                parse_outputs(&std::fs::read_to_string(&output_file).unwrap()),
+            );
+        }
+        run.steps.push((name, code, text));
+        if code != 0 {
+            break;
+        }
+    }
+    run.summary = std::fs::read_to_string(&summary).unwrap();
+    run
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Moto {
+    sfn: aws_sdk_sfn::Client,
+    kms: aws_sdk_kms::Client,
+}
+
+impl Moto {
+    async fn new() -> Moto {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "github-workflows",
+            ))
+            .load()
+            .await;
+        Moto {
+            sfn: aws_sdk_sfn::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
+        }
+    }
+
+    async fn state_machine(&self) -> String {
+        let definition = rotor_runner::render_definition(
+            rotor_runner::load_rotation_definition(),
+            &rotor_runner::local_arns(),
+        )
+        .unwrap();
+        self.sfn
+            .create_state_machine()
+            .name(unique("rotor-gh"))
+            .definition(definition)
+            .role_arn(ROLE_ARN)
+            .send()
+            .await
+            .expect("CreateStateMachine")
+            .state_machine_arn()
+            .to_string()
+    }
+
+    async fn key_alias(&self) -> String {
+        let key = self.kms.create_key().send().await.expect("CreateKey");
+        let alias = format!("alias/{}", unique("rotor-gh"));
+        self.kms
+            .create_alias()
+            .alias_name(&alias)
+            .target_key_id(key.key_metadata().unwrap().key_id())
+            .send()
+            .await
+            .expect("CreateAlias");
+        alias
+    }
+
+    async fn decrypt(&self, b64: &str, secret: &str) -> String {
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let out = self
+            .kms
+            .decrypt()
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+            .encryption_context("SecretId", secret)
+            .send()
+            .await
+            .expect("the candidate decrypts under {SecretId: <secret>}");
+        String::from_utf8(out.plaintext.unwrap().into_inner()).unwrap()
+    }
+
+    /// (name, input, status) of an execution.
+    async fn execution(&self, arn: &str) -> (String, Json, String) {
+        let d = self
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .expect("DescribeExecution");
+        (
+            d.name().unwrap().to_string(),
+            serde_json::from_str(d.input().unwrap()).unwrap(),
+            d.status().as_str().to_string(),
+        )
+    }
+}
+
+/// A vendor secret in moto, through `rotor secret create`.
+fn create_secret(id: &str, tmp: &Path) {
+    let value = tmp.join("initial");
+    std::fs::write(&value, "sk-initial-value\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "--backend",
+            "aws",
+            "--endpoint-url",
+            &endpoint(),
+            "--region",
+            REGION,
+        ])
+        .arg("--store")
+        .arg(tmp.join("rotor-store"))
+        .args([
+            "secret",
+            "create",
+            id,
+            "--kind",
+            "vendor-api-key",
+            "--probe",
+            "openai",
+        ])
+        .args(["--tag", "rotor:probe-url=http://127.0.0.1:9/unused"])
+        .args([
+            "--tag",
+            "rotor:wait-propagation-seconds=0",
+            "--tag",
+            "rotor:wait-consumers-seconds=0",
+        ])
+        .arg("--value-file")
+        .arg(&value)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("ROTOR_STORE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rotor secret create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The test's values for every expression the rotation workflows read.
+fn context(
+    prefix: &str,
+    state_machine: &str,
+    alias: &str,
+    candidate: &str,
+) -> BTreeMap<String, String> {
+    [
+        ("inputs.secret", "openai_api_key"),
+        ("inputs.environment", "production"),
+        (
+            "inputs.reason",
+            "quarterly; it's \"$(touch /tmp/rotor-pwned)\" `id`",
+        ),
+        ("github.triggering_actor", "octo-operator"),
+        ("github.run_id", "4242"),
+        ("vars.ROTOR_SECRET_PREFIX", prefix),
+        ("vars.ROTOR_STATE_MACHINE_ARN", state_machine),
+        ("vars.ROTOR_KMS_KEY_ID", alias),
+        ("vars.ROTOR_AWS_REGION", REGION),
+        (
+            "vars.ROTOR_CI_ROTATE_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/rotor-ci-rotate",
+        ),
+        ("secrets.ROTATION_CANDIDATE", candidate),
+        ("secrets.candidate", candidate),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Runs a rotation or rollback workflow's job against moto and checks what it started and
+/// what it showed; returns the run.
+fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
+    let tmp = TempDir::new("gh-workflow");
+    let rt = rt();
+    let moto = rt.block_on(Moto::new());
+    let state_machine = rt.block_on(moto.state_machine());
+    let alias = rt.block_on(moto.key_alias());
+    let prefix = format!("gh{}/", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let secret_id = format!("{prefix}openai_api_key");
+    create_secret(&secret_id, tmp.path());
+    let candidate = format!("sk-candidate-{}", uuid::Uuid::new_v4().simple());
+    let ctx = context(&prefix, &state_machine, &alias, &candidate);
+    let _ = std::fs::remove_file("/tmp/rotor-pwned");
+
+    let run = run_job(workflow, job, &ctx, tmp.path());
+    let log = run.log();
+    assert!(
+        !Path::new("/tmp/rotor-pwned").exists(),
+        "the reason was executed as code:\n{log}"
+    );
+    assert!(
+        !log.contains(&candidate),
+        "a step printed the candidate:\n{log}"
+    );
+    assert!(
+        !run.summary.contains(&candidate),
+        "the summary has the candidate:\n{}",
+        run.summary
+    );
+
+    let start = &run.outputs["start"];
+    assert_eq!(start["secret-id"], secret_id, "{log}");
+    // moto cannot run Lambda tasks: the execution fails; the job fails with rotor's exit code.
+    let code: i32 = start["exit-code"].parse().unwrap();
+    assert!([1, 3].contains(&code), "rotor start exited {code}:\n{log}");
+    let (last, last_code, _) = run.steps.last().unwrap();
+    assert!(last.starts_with("Fail unless"), "{log}");
+    assert_eq!(*last_code, code, "{log}");
+
+    // The summary: execution ARN, final status, versions, console link.
+    let arn = run
+        .summary
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("| execution | `")
+                .and_then(|r| r.strip_suffix("` |"))
+        })
+        .unwrap_or_else(|| panic!("no execution ARN in the summary:\n{}", run.summary))
+        .to_string();
+    assert!(
+        arn.starts_with("arn:aws:states:us-east-1:") && arn.contains(":execution:"),
+        "{arn}"
+    );
+    let (name, input, status) = rt.block_on(moto.execution(&arn));
+    assert_eq!(status, "FAILED");
+    assert!(
+        run.summary.contains("| status | FAILED |"),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.summary.contains("| old version |") && run.summary.contains("| new version |"),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.summary.contains(&format!("https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/{arn}")),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.summary.contains(&format!("`{secret_id}`")),
+        "{}",
+        run.summary
+    );
+
+    // The execution: its name and its input.
+    let slug = secret_id.replace('/', "-");
+    assert!(name.starts_with(&format!("{action}-{slug}-")), "{name}");
+    assert_eq!(
+        name.len(),
+        format!("{action}-{slug}-").len() + 15 + 1 + 8,
+        "{name}"
+    );
+    let input_text = input.to_string();
+    assert!(!input_text.contains(&candidate), "{input_text}");
+    assert_eq!(input["action"], action);
+    assert_eq!(input["secret_id"], secret_id.as_str());
+    assert_eq!(input["requested_by"], "github:octo-operator");
+    assert_eq!(input["reason"], ctx["inputs.reason"].as_str());
+    if action == "rotate" {
+        let plain =
+            rt.block_on(moto.decrypt(input["candidate_ciphertext"].as_str().unwrap(), &secret_id));
+        assert_eq!(plain, candidate);
+    } else {
+        assert!(
+            input.get("candidate_ciphertext").is_none_or(Json::is_null),
+            "{input}"
+        );
+    }
+    run
+}
+
+#[test]
+fn rotate_workflow_starts_the_rotation_with_ciphertext_only() {
+    run_and_check("rotate-secret.yml", "rotate", "rotate");
+}
+
+#[test]
+fn reusable_rotate_workflow_takes_the_candidate_as_a_secret() {
+    let run = run_and_check("rotate-secret-reusable.yml", "rotate", "rotate");
+    let start = &run.outputs["start"];
+    assert!(start["execution-arn"].contains(":execution:"), "{start:?}");
+    assert_eq!(start["status"], "FAILED");
+}
+
+#[test]
+fn rollback_workflow_starts_a_rollback() {
+    run_and_check("rollback-secret.yml", "rollback", "rollback");
+}
+
+#[test]
+fn rotate_workflow_without_a_candidate_fails_and_starts_nothing() {
+    let tmp = TempDir::new("gh-workflow-empty");
+    let mut ctx = context(
+        "gh-none/",
+        "arn:aws:states:us-east-1:123456789012:stateMachine:none",
+        "alias/none",
+        "",
+    );
+    ctx.insert("secrets.ROTATION_CANDIDATE".into(), String::new());
+    let run = run_job("rotate-secret.yml", "rotate", &ctx, tmp.path());
+    let log = run.log();
+    assert_eq!(run.outputs["start"]["exit-code"], "2", "{log}");
+    assert!(
+        log.contains("gh secret set ROTATION_CANDIDATE --env production"),
+        "{log}"
+    );
+    assert_eq!(run.steps.last().unwrap().1, 2, "{log}");
+    assert!(
+        run.summary.contains("| execution | `-` |"),
+        "{}",
+        run.summary
+    );
+}
