@@ -3,16 +3,17 @@
 
 use crate::exit;
 use crate::store;
-use crate::workflow::{execute, Ending, Run};
+use crate::workflow::{execute, execute_observed, Ending, Run};
 use anyhow::{anyhow, Result};
 use base64::Engine;
 use clap::Args;
 use rotor_core::events::{Action, ExecutionInput};
+use rotor_core::iam::KeyValue;
 use rotor_core::policy::{
-    TAG_APP_HEALTH_URL, TAG_KIND, TAG_PROBE, TAG_PROBE_URL, TAG_WAIT_CONSUMERS,
-    TAG_WAIT_PROPAGATION,
+    TAG_APP_HEALTH_URL, TAG_GRACE, TAG_IAM_PROBE_ACTION, TAG_IAM_USER, TAG_KIND, TAG_PROBE,
+    TAG_PROBE_URL, TAG_WAIT_CONSUMERS, TAG_WAIT_PROPAGATION,
 };
-use rotor_core::ports::{candidate_context, Kms, SecretStore};
+use rotor_core::ports::{candidate_context, CallerIdentity, Iam, Kms, SecretStore};
 use rotor_core::secret::{SecretValue, Version};
 use rotor_local_store::LocalStore;
 use rotor_standins::{AppStandIn, CurrentKey, VendorStandIn};
@@ -57,6 +58,13 @@ pub const SECRETS: &[(&str, &str)] = &[
     ("newsapi_key", "newsapi"),
 ];
 
+/// The seed's IAM access key secret and the (local store) IAM user it belongs to.
+pub const IAM_SECRET: &str = "aws_access_key";
+pub const IAM_USER: &str = "richesreach-app";
+/// The local store simulates IAM's eventual consistency: a new key fails this many
+/// authentications before it works (the state machine's retries absorb it).
+const IAM_PROPAGATION_FAILURES: u32 = 2;
+
 /// The secret whose consumer is the application stand-in.
 const APP_SECRET: &str = "openai_api_key";
 
@@ -91,7 +99,63 @@ async fn seed(store: &LocalStore, vendor: &VendorStandIn, app: &AppStandIn) -> R
             .create_secret(&id, &value, tags, Some(format!("rotor demo: {preset} key")))
             .map_err(|e| anyhow!("{e}"))?;
     }
+    seed_iam(store).await
+}
+
+/// The IAM user (in the local store's IAM) with one key, created by the store, and the secret
+/// holding it. A re-run starts from a fresh key.
+async fn seed_iam(store: &LocalStore) -> Result<()> {
+    let e = |e: rotor_core::RotorError| anyhow!("{e}");
+    let id = format!("{PREFIX}{IAM_SECRET}");
+    if store.describe(&id).await.is_ok() {
+        store.delete_secret(&id).map_err(e)?;
+    }
+    store.create_user(IAM_USER).map_err(e)?;
+    for k in Iam::list_access_keys(store, IAM_USER).await.map_err(e)? {
+        Iam::delete_access_key(store, IAM_USER, &k.access_key_id)
+            .await
+            .map_err(e)?;
+    }
+    let key = Iam::create_access_key(store, IAM_USER).await.map_err(e)?;
+    let value = KeyValue {
+        access_key_id: key.access_key_id,
+        secret_access_key: key.secret_access_key,
+        user_name: Some(IAM_USER.into()),
+    }
+    .to_value();
+    let tags = BTreeMap::from([
+        (TAG_KIND.to_string(), "iam-access-key".to_string()),
+        (TAG_IAM_USER.to_string(), IAM_USER.to_string()),
+        (TAG_IAM_PROBE_ACTION.to_string(), "iam:GetUser".to_string()),
+        (TAG_WAIT_PROPAGATION.to_string(), "10".to_string()),
+        (TAG_WAIT_CONSUMERS.to_string(), "60".to_string()),
+        (TAG_GRACE.to_string(), "3600".to_string()),
+    ]);
+    store
+        .create_secret(
+            &id,
+            &value,
+            tags,
+            Some(format!("rotor demo: AWS access key of IAM user {IAM_USER}")),
+        )
+        .map_err(e)?;
     Ok(())
+}
+
+/// The IAM secret's AWSCURRENT: (version id, access key id), and whether that key is the
+/// user's only key, Active, and authenticates with the local STS.
+async fn iam_state(store: &LocalStore) -> Result<(String, String, bool)> {
+    let e = |e: rotor_core::RotorError| anyhow!("{e}");
+    let id = format!("{PREFIX}{IAM_SECRET}");
+    let (version, value) = current(store, &id).await?;
+    let key = KeyValue::parse(&id, &version, &value).map_err(e)?;
+    let keys = Iam::list_access_keys(store, IAM_USER).await.map_err(e)?;
+    let only =
+        keys.len() == 1 && keys[0].access_key_id == key.access_key_id && keys[0].status == "Active";
+    let works = CallerIdentity::caller_identity(store, &key.access_key_id, &key.secret_access_key)
+        .await
+        .is_ok_and(|who| who.user_name.as_deref() == Some(IAM_USER));
+    Ok((version, key.access_key_id, only && works))
 }
 
 async fn candidate(store: &LocalStore, secret: &str, value: &str) -> Result<String> {
@@ -156,7 +220,7 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
         seed(&store, &vendor, &app).await?;
         say(format!(
             "seeded {} secrets under {PREFIX} in {}",
-            SECRETS.len(),
+            SECRETS.len() + 1,
             store.dir().display()
         ));
         let live = args.verbose && !args.json;
@@ -288,6 +352,73 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             detail,
         ));
 
+        // 5. The IAM access key: a new key created, proven with the (local) STS after IAM's
+        //    simulated propagation delay, promoted; the old key deactivated, and deleted after
+        //    the grace period.
+        store.set_key_propagation(IAM_PROPAGATION_FAILURES);
+        let id = format!("{PREFIX}{IAM_SECRET}");
+        let (before, old_key, _) = iam_state(&store).await?;
+        let f = run(id.clone(), Action::Rotate, None, "demo: IAM key rotation").await?;
+        let (after, new_key, healthy) = iam_state(&store).await?;
+        let detail = f.error.clone().unwrap_or_else(|| {
+            format!("access key {old_key} -> {new_key} (old key deleted); AWSCURRENT {before} -> {after}")
+        });
+        rows.push(row(
+            &f,
+            "rotate IAM key",
+            id.clone(),
+            Ending::Rotated,
+            healthy && after != before && new_key != old_key,
+            detail,
+        ));
+        // 6. A consumer still uses the old key during the grace period: the delete step sees
+        //    the use (last used after deactivation) and the rotation is reverted. The virtual
+        //    clock makes the Wait instant, so the stand-in consumer acts when the history shows
+        //    WaitGracePeriod entered: after DeactivateOldKey, before DeleteOldKey.
+        let (before, old_key, _) = iam_state(&store).await?;
+        let consumer = store.clone();
+        let used_key = old_key.clone();
+        let consumer_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ran = consumer_ran.clone();
+        let observer: rotor_asl::executor::Observer = Arc::new(move |e: &serde_json::Value| {
+            if e["type"] == "WaitStateEntered"
+                && e["stateEnteredEventDetails"]["name"] == "WaitGracePeriod"
+            {
+                // Strictly after the deactivation (times are kept to the millisecond).
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                if consumer.record_key_use(&used_key).is_ok() {
+                    ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        let f = execute_observed(
+            &store,
+            store::services(&store),
+            input(&id, Action::Rotate, None, "demo: old key still used during grace"),
+            Run::default(),
+            live,
+            Some(observer),
+        )
+        .await?;
+        if !quiet {
+            println!("  {id}: {}", path(&f));
+        }
+        let (after, key_now, healthy) = iam_state(&store).await?;
+        let detail = format!(
+            "{}; AWSCURRENT back on {after} (access key {key_now} Active, new key deleted)",
+            f.error.clone().unwrap_or_default()
+        );
+        rows.push(row(
+            &f,
+            "old IAM key used in grace",
+            id,
+            Ending::RolledBack,
+            consumer_ran.load(std::sync::atomic::Ordering::SeqCst)
+                && healthy
+                && after == before
+                && key_now == old_key,
+            detail,
+        ));
         let all_ok = rows.iter().all(|r| r.got == r.expected);
         if args.json {
             let scenarios: Vec<_> = rows

@@ -164,14 +164,34 @@ pub async fn execute(
     run: Run,
     live: bool,
 ) -> Result<Finished> {
+    execute_observed(records, services, input, run, live, None).await
+}
+
+/// [`execute`], with `observer` also seeing every history event as it is recorded (the demo's
+/// stand-in consumers hook on it).
+pub async fn execute_observed(
+    records: &LocalStore,
+    services: Services,
+    input: ExecutionInput,
+    run: Run,
+    live: bool,
+    observer: Option<rotor_asl::executor::Observer>,
+) -> Result<Finished> {
     let name = uuid::Uuid::new_v4().to_string();
     let execution_id = execution_arn(STATE_MACHINE_NAME, &name);
     let started_at = timestamp(chrono::Utc::now());
+    let observer = match (live, observer) {
+        (false, o) => o,
+        (true, None) => Some(Arc::new(crate::output::print_event) as rotor_asl::executor::Observer),
+        (true, Some(o)) => Some(Arc::new(move |e: &serde_json::Value| {
+            crate::output::print_event(e);
+            o(e);
+        }) as rotor_asl::executor::Observer),
+    };
     let options = RunnerOptions {
         seed: run.seed,
         real_time: run.real_time,
-        observer: live
-            .then(|| Arc::new(crate::output::print_event) as rotor_asl::executor::Observer),
+        observer,
     };
     let input_json = serde_json::to_value(&input)?;
     let outcome = run_rotation(load_rotation_definition(), services, &input, &name, options).await;

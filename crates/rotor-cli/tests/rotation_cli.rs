@@ -41,7 +41,7 @@ fn demo_exits_0_and_runs_again_on_the_same_store() {
         out.expect_ok();
         let stdout = out.stdout();
         let (ok, all) = demo_summary(&stdout);
-        assert!(all >= 10, "run {run}: every scenario ran:\n{stdout}");
+        assert!(all >= 12, "run {run}: every scenario ran:\n{stdout}");
         assert_eq!(ok, all, "run {run}: all scenarios as expected:\n{stdout}");
         assert!(
             !stdout
@@ -64,20 +64,30 @@ fn demo_exits_0_and_runs_again_on_the_same_store() {
         BTreeMap::from([
             ("abandoned".to_string(), 2),
             ("manual-rollback".to_string(), 2),
-            ("rolled-back".to_string(), 2),
-            ("rotated".to_string(), 14),
+            ("rolled-back".to_string(), 4),
+            ("rotated".to_string(), 16),
         ])
     );
     let list = rotor.run(&["secret", "list", "--json"]);
     list.expect_ok();
     let store = rotor.open_store();
     let secrets = list.json();
-    assert_eq!(secrets.as_array().unwrap().len(), 7, "{secrets}");
+    assert_eq!(secrets.as_array().unwrap().len(), 8, "{secrets}");
     for s in secrets.as_array().unwrap() {
         let info = describe(&store, s["id"].as_str().unwrap());
         assert_consistent(&info);
         assert!(info.version_with(PENDING).is_none(), "{info:?}");
     }
+    // The IAM key secret: its SecretAccessKey is in no execution record nor audit record.
+    let iam = "richesreach/development/aws_access_key";
+    let value = rotor.run(&["secret", "get", iam, "--reveal"]);
+    value.expect_ok();
+    let json: Value = serde_json::from_str(value.stdout().trim()).unwrap();
+    let secret = json["SecretAccessKey"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 32);
+    let records = format!("{:?}{:?}", rotor.executions(), rotor.audit());
+    assert!(records.contains(json["AccessKeyId"].as_str().unwrap()));
+    assert!(!records.contains(&secret), "an IAM key secret leaked");
 }
 
 // ---------------------------------------------------------------------------------------------
