@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Start moto's server with the Step Functions operations Terraform needs.
 
+(And two fixes Terraform needs for multi-Region deployments: _patch_kms, _patch_secretsmanager.)
+
 moto 5.2.5 does not implement ValidateStateMachineDefinition nor
 ListStateMachineVersions, and the Terraform AWS provider calls both when it
 creates or reads an `aws_sfn_state_machine`. moto dispatches an SFN request to
@@ -36,6 +38,62 @@ def _patch_stepfunctions() -> None:
             setattr(StepFunctionResponse, fn.__name__, fn)
 
 
+def _patch_kms() -> None:
+    """Give a multi-Region replica key its own MultiRegionConfiguration.
+
+    moto 5.2.5's `KmsBackend.replicate_key` makes the replica a shallow copy of the primary, so
+    both share one `multi_region_configuration` dict; `describe_key` on the replica then writes
+    MultiRegionKeyType=REPLICA into it and the primary reads as a replica too (the Terraform
+    provider refuses to refresh an `aws_kms_replica_key` whose primary "is not a multi-Region
+    primary key"). AWS keeps one configuration per key: PRIMARY on the primary, REPLICA on each
+    replica, the same PrimaryKey and ReplicaKeys lists.
+    """
+    from copy import deepcopy
+
+    from moto.kms.models import KmsBackend
+
+    if getattr(KmsBackend.replicate_key, "_rotor_patched", False):
+        return
+    original = KmsBackend.replicate_key
+
+    def replicate_key(self, key_id, replica_region):  # noqa: ANN001, ANN202
+        primary = self.keys[self.get_key_id(key_id)]
+        replica = original(self, key_id, replica_region)
+        if primary.multi_region:
+            primary.multi_region_configuration["MultiRegionKeyType"] = "PRIMARY"
+            replica.multi_region_configuration = deepcopy(primary.multi_region_configuration)
+            replica.multi_region_configuration["MultiRegionKeyType"] = "REPLICA"
+        return replica
+
+    replicate_key._rotor_patched = True  # type: ignore[attr-defined]
+    KmsBackend.replicate_key = replicate_key
+
+
+def _patch_secretsmanager() -> None:
+    """Keep the KMS key a secret's replica is encrypted with.
+
+    moto 5.2.5 records every replica (CreateSecret AddReplicaRegions, ReplicateSecretToRegions)
+    with KmsKeyId alias/aws/secretsmanager whatever the request said, so a Terraform
+    `aws_secretsmanager_secret` whose `replica` names a customer managed key never converges
+    (every plan wants to replace the replica). AWS answers the KmsKeyId that was asked for.
+    """
+    from moto.secretsmanager.models import FakeSecret
+
+    if getattr(FakeSecret.create_replicas, "_rotor_patched", False):
+        return
+    original = FakeSecret.create_replicas
+
+    def create_replicas(self, replica_regions, force_overwrite):  # noqa: ANN001, ANN202
+        replicas = original(self, replica_regions, force_overwrite)
+        for config, replica in zip(replica_regions or [], replicas):
+            if config.get("KmsKeyId"):
+                replica.config["KmsKeyId"] = config["KmsKeyId"]
+        return replicas
+
+    create_replicas._rotor_patched = True  # type: ignore[attr-defined]
+    FakeSecret.create_replicas = create_replicas
+
+
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: moto_launcher.py PORT")
@@ -45,6 +103,8 @@ def main() -> None:
     os.environ["MOTO_PORT"] = port
 
     _patch_stepfunctions()
+    _patch_kms()
+    _patch_secretsmanager()
 
     from moto.server import main as moto_main
 

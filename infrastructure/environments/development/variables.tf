@@ -1,0 +1,37 @@
+variable "region" {
+  description = "AWS region of the development deployment."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "lambda_zip_dir" {
+  description = "Folder of the six function zips built by scripts/package; null: the repository's target/lambda-zips."
+  type        = string
+  default     = null
+}
+
+variable "lambda_architecture" {
+  description = "arm64, or x86_64 when scripts/package fell back to it (it says so)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose `development` environment may assume ci-rotate and ci-deploy."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name."
+  }
+}

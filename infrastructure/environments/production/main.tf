@@ -1,0 +1,79 @@
+# rotor, production: primary region plus a replica region (KMS replica key, secret replicas).
+#   scripts/package
+#   terraform -chdir=infrastructure/environments/production init -backend-config=backend.hcl
+#   terraform -chdir=infrastructure/environments/production apply -var github_repository=owner/name
+# backend.hcl (not committed) names the state bucket: bucket, key, region, use_lockfile = true.
+
+terraform {
+  required_version = ">= 1.9.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.100.0, < 6.0.0"
+    }
+  }
+
+  backend "s3" {}
+}
+
+provider "aws" {
+  region = var.region
+}
+
+# One provider per extra region: the KMS replica key is created there.
+provider "aws" {
+  alias  = "replica"
+  region = var.replica_region
+}
+
+module "kms_replica" {
+  source = "../../modules/rotor/modules/kms-replica"
+  providers = {
+    aws = aws.replica
+  }
+
+  primary_key_arn = module.rotor.kms_key_arn
+  description     = module.rotor.kms_key_description
+  tags            = { application = "rotor", environment = "production" }
+}
+
+module "rotor" {
+  source = "../../modules/rotor"
+
+  environment           = "production"
+  regions               = [var.region, var.replica_region]
+  replica_kms_key_arns  = { (var.replica_region) = module.kms_replica.arn }
+  lambda_zip_dir        = coalesce(var.lambda_zip_dir, "${path.root}/../../../target/lambda-zips")
+  lambda_architecture   = var.lambda_architecture
+  github_repository     = var.github_repository
+  github_environment    = "production"
+  alarm_email_addresses = var.alarm_email_addresses
+
+  secrets = {
+    openai = {
+      name           = "rotor/production/openai_api_key"
+      kind           = "vendor-api-key"
+      probe          = "openai"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+    }
+    session = {
+      name                   = "rotor/production/session_signing_key"
+      kind                   = "generated"
+      length                 = 64
+      charset                = "url-safe"
+      wait_consumers_seconds = 300
+      schedule               = "cron(0 4 1 * ? *)"
+    }
+    deployer = {
+      name                   = "rotor/production/deployer_access_key"
+      kind                   = "iam-access-key"
+      iam_user               = "rotor-production-deployer"
+      wait_consumers_seconds = 300
+      grace_seconds          = 86400
+      schedule               = "cron(0 5 1 */3 ? *)"
+    }
+  }
+}

@@ -1,0 +1,140 @@
+# GitHub Actions: the OIDC provider and two roles that only the configured repository's jobs in
+# the configured environment can assume (subject repo:<owner>/<name>:environment:<env>).
+#
+# ci-rotate: starts rotations and reads their outcome. It may encrypt a candidate for one of
+#   these secrets (kms:Encrypt, encryption context SecretId = the secret's name) and use the key
+#   for the rotation state machine's own data (StartExecution/DescribeExecution/
+#   GetExecutionHistory on a state machine encrypted with a customer managed key need
+#   kms:GenerateDataKey/kms:Decrypt under its context). No secretsmanager action: it can never
+#   read a secret, and no key use under a secret's context: it can never decrypt a candidate.
+# ci-deploy: ships new builds of the six functions (UpdateFunctionCode) and of the state
+#   machine's definition (UpdateStateMachine). Changing the infrastructure itself (roles, keys,
+#   policies) stays a reviewed `terraform apply` by an administrator: a role able to do that could
+#   grant itself anything.
+
+resource "aws_iam_openid_connect_provider" "github" {
+  count = var.github_oidc_provider_arn == null ? 1 : 0
+
+  url            = "https://${local.github_oidc_url}"
+  client_id_list = ["sts.amazonaws.com"]
+  # IAM validates GitHub's certificate through its trusted CAs; the list is still required
+  # by the API in some partitions.
+  thumbprint_list = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"]
+  tags            = local.tags
+}
+
+locals {
+  github_assume_role_policy = {
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "GitHubActionsOfTheConfiguredRepositoryAndEnvironmentOnly"
+      Effect    = "Allow"
+      Principal = { Federated = local.github_oidc_provider_arn }
+      Action    = "sts:AssumeRoleWithWebIdentity"
+      Condition = {
+        StringEquals = {
+          "${local.github_oidc_url}:aud" = "sts.amazonaws.com"
+          "${local.github_oidc_url}:sub" = local.github_oidc_subject
+        }
+      }
+    }]
+  }
+
+  ci_rotate_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "StartRotations"
+        Effect   = "Allow"
+        Action   = ["states:StartExecution"]
+        Resource = [aws_sfn_state_machine.rotation.arn]
+      },
+      {
+        Sid      = "ReadTheOutcomeOfRotations"
+        Effect   = "Allow"
+        Action   = ["states:DescribeExecution", "states:GetExecutionHistory"]
+        Resource = ["arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*"]
+      },
+      {
+        Sid      = "EncryptCandidatesForTheManagedSecretsOnly"
+        Effect   = "Allow"
+        Action   = ["kms:Encrypt"]
+        Resource = [aws_kms_key.this.arn]
+        Condition = {
+          StringEquals                = { "kms:EncryptionContext:SecretId" = local.secret_names }
+          "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = ["SecretId"] }
+        }
+      },
+      {
+        Sid      = "UseTheKeyForTheRotationStateMachinesDataOnly"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = [aws_kms_key.this.arn]
+        Condition = {
+          StringEquals = {
+            "kms:EncryptionContext:aws:states:stateMachineArn" = local.state_machine_arn
+            "kms:ViaService"                                   = "states.${local.region}.amazonaws.com"
+          }
+        }
+      },
+    ]
+  }
+
+  ci_deploy_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ShipNewBuildsOfTheSixFunctions"
+        Effect   = "Allow"
+        Action   = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode"]
+        Resource = [for f in local.function_names : local.function_arns[f]]
+      },
+      {
+        Sid      = "ShipTheStateMachineDefinition"
+        Effect   = "Allow"
+        Action   = ["states:DescribeStateMachine", "states:UpdateStateMachine", "states:ValidateStateMachineDefinition"]
+        Resource = [aws_sfn_state_machine.rotation.arn]
+      },
+      {
+        Sid      = "UseTheKeyForTheRotationStateMachinesDataOnly"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = [aws_kms_key.this.arn]
+        Condition = {
+          StringEquals = {
+            "kms:EncryptionContext:aws:states:stateMachineArn" = local.state_machine_arn
+            "kms:ViaService"                                   = "states.${local.region}.amazonaws.com"
+          }
+        }
+      },
+    ]
+  }
+}
+
+resource "aws_iam_role" "ci_rotate" {
+  name                 = "${local.prefix}-ci-rotate"
+  description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) starting rotations; never reads a secret"
+  assume_role_policy   = jsonencode(local.github_assume_role_policy)
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "ci_rotate" {
+  name   = "ci-rotate-least-privilege"
+  role   = aws_iam_role.ci_rotate.id
+  policy = jsonencode(local.ci_rotate_policy)
+}
+
+resource "aws_iam_role" "ci_deploy" {
+  name                 = "${local.prefix}-ci-deploy"
+  description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) shipping function code and the state machine definition"
+  assume_role_policy   = jsonencode(local.github_assume_role_policy)
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "ci_deploy" {
+  name   = "ci-deploy-least-privilege"
+  role   = aws_iam_role.ci_deploy.id
+  policy = jsonencode(local.ci_deploy_policy)
+}

@@ -1,0 +1,184 @@
+# One role per function, each allowed exactly the calls its code makes (crates/core handlers
+# through crates/aws), on exactly the resources it touches:
+#
+#   stage-pending       secretsmanager DescribeSecret, ListSecretVersionIds, GetSecretValue,
+#                       PutSecretValue; kms:Decrypt of the candidate (encryption context
+#                       SecretId = a managed secret); IAM ListAccessKeys, CreateAccessKey,
+#                       DeleteAccessKey on the iam-access-key users
+#   health-probe        DescribeSecret, ListSecretVersionIds, GetSecretValue
+#   promote             DescribeSecret, ListSecretVersionIds, UpdateSecretVersionStage
+#   rollback            DescribeSecret, ListSecretVersionIds, UpdateSecretVersionStage,
+#                       PutSecretValue; IAM ListAccessKeys, UpdateAccessKey, DeleteAccessKey
+#   revoke-old-iam-key  IAM ListAccessKeys, UpdateAccessKey, DeleteAccessKey,
+#                       GetAccessKeyLastUsed on the iam-access-key users
+#   audit-log           cloudwatch:PutMetricData in the namespace Rotor
+#
+# Reading or writing a secret value also uses the KMS key through Secrets Manager (GetSecretValue:
+# kms:Decrypt, PutSecretValue: kms:GenerateDataKey), allowed only via Secrets Manager and only for
+# these secrets' encryption context. Every function writes its own log group and X-Ray traces
+# (xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions: Resource "*").
+# sts:GetCallerIdentity (health-probe of IAM keys) needs no permission.
+
+locals {
+  lambda_assume_role_policy = {
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = local.account_id }
+      }
+    }]
+  }
+
+  has_iam_users = length(local.iam_user_arns) > 0
+
+  statement_secrets_via_kms_decrypt = {
+    Sid      = "DecryptSecretValuesThroughSecretsManager"
+    Effect   = "Allow"
+    Action   = ["kms:Decrypt"]
+    Resource = local.kms_key_arns
+    Condition = {
+      StringEquals = {
+        "kms:ViaService"                  = local.secrets_manager_endpoints
+        "kms:EncryptionContext:SecretARN" = local.secret_arns_all_regions
+      }
+    }
+  }
+  statement_secrets_via_kms_encrypt = {
+    Sid      = "EncryptNewSecretValuesThroughSecretsManager"
+    Effect   = "Allow"
+    Action   = ["kms:GenerateDataKey"]
+    Resource = local.kms_key_arns
+    Condition = {
+      StringEquals = {
+        "kms:ViaService"                  = local.secrets_manager_endpoints
+        "kms:EncryptionContext:SecretARN" = local.secret_arns_all_regions
+      }
+    }
+  }
+
+  function_statements = {
+    "stage-pending" = concat(
+      [
+        {
+          Sid      = "ReadAndStageTheManagedSecrets"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue"]
+          Resource = local.secret_arns
+        },
+        {
+          # The candidate: KMS ciphertext made by `rotor rotate` or ci-rotate under the
+          # encryption context {"SecretId": <secret name>} of one of these secrets, and nothing else.
+          Sid      = "DecryptCandidatesForTheManagedSecretsOnly"
+          Effect   = "Allow"
+          Action   = ["kms:Decrypt"]
+          Resource = [aws_kms_key.this.arn]
+          Condition = {
+            StringEquals                = { "kms:EncryptionContext:SecretId" = local.secret_names }
+            "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = ["SecretId"] }
+            "Null"                      = { "kms:ViaService" = "true" }
+          }
+        },
+        local.statement_secrets_via_kms_decrypt,
+        local.statement_secrets_via_kms_encrypt,
+      ],
+      local.has_iam_users ? [{
+        Sid      = "CreateTheNewAccessKeyOfTheManagedUsers"
+        Effect   = "Allow"
+        Action   = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"]
+        Resource = local.iam_user_arns
+      }] : [],
+    )
+    "health-probe" = [
+      {
+        Sid      = "ReadTheManagedSecrets"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"]
+        Resource = local.secret_arns
+      },
+      local.statement_secrets_via_kms_decrypt,
+    ]
+    "promote" = [
+      {
+        Sid      = "MoveTheLabelsOfTheManagedSecrets"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds", "secretsmanager:UpdateSecretVersionStage"]
+        Resource = local.secret_arns
+      },
+    ]
+    "rollback" = concat(
+      [
+        {
+          Sid      = "RevertTheManagedSecrets"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+          Resource = local.secret_arns
+        },
+        local.statement_secrets_via_kms_encrypt,
+      ],
+      local.has_iam_users ? [{
+        Sid      = "RestoreTheAccessKeysOfTheManagedUsers"
+        Effect   = "Allow"
+        Action   = ["iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey"]
+        Resource = local.iam_user_arns
+      }] : [],
+    )
+    "revoke-old-iam-key" = local.has_iam_users ? [{
+      Sid      = "RetireTheOldAccessKeysOfTheManagedUsers"
+      Effect   = "Allow"
+      Action   = ["iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey"]
+      Resource = local.iam_user_arns
+    }] : []
+    "audit-log" = [
+      {
+        # PutMetricData has no resource-level permissions: Resource "*", bounded to rotor's namespace.
+        Sid       = "PutRotorMetrics"
+        Effect    = "Allow"
+        Action    = ["cloudwatch:PutMetricData"]
+        Resource  = "*"
+        Condition = { StringEquals = { "cloudwatch:namespace" = local.metric_namespace } }
+      },
+    ]
+  }
+
+  function_policies = {
+    for f in local.function_names : f => {
+      Version = "2012-10-17"
+      Statement = concat(local.function_statements[f], [
+        {
+          Sid      = "WriteOwnLogGroup"
+          Effect   = "Allow"
+          Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+          Resource = ["${local.function_log_group_arns[f]}:log-stream:*"]
+        },
+        {
+          # X-Ray has no resource-level permissions.
+          Sid      = "WriteTraces"
+          Effect   = "Allow"
+          Action   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+          Resource = "*"
+        },
+      ])
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.function_full_names
+
+  name                 = each.value
+  description          = "rotor ${var.environment}: execution role of the ${each.key} function only"
+  assume_role_policy   = jsonencode(local.lambda_assume_role_policy)
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.function_full_names
+
+  name   = "${each.key}-least-privilege"
+  role   = aws_iam_role.function[each.key].id
+  policy = jsonencode(local.function_policies[each.key])
+}

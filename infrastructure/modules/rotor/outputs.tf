@@ -1,0 +1,89 @@
+output "state_machine_arn" {
+  description = "ARN of the rotation state machine: start it with {\"action\": \"rotate\" | \"rollback\", \"secret_id\": ...} (rotor rotate --aws, GitHub Actions)."
+  value       = aws_sfn_state_machine.rotation.arn
+}
+
+output "state_machine_name" {
+  description = "Name of the rotation state machine."
+  value       = aws_sfn_state_machine.rotation.name
+}
+
+output "age_check_state_machine_arn" {
+  description = "ARN of the age check state machine (null when no vendor-api-key secret has a schedule)."
+  value       = try(aws_sfn_state_machine.age_check[0].arn, null)
+}
+
+output "function_arns" {
+  description = "ARN of each of the six functions, by name (stage-pending, health-probe, promote, revoke-old-iam-key, rollback, audit-log)."
+  value       = { for f, fn in aws_lambda_function.this : f => fn.arn }
+}
+
+output "function_role_arns" {
+  description = "ARN of each function's own execution role, by function name."
+  value       = { for f, r in aws_iam_role.function : f => r.arn }
+}
+
+output "kms_key_arn" {
+  description = "ARN of the multi-Region primary KMS key (ROTOR_KMS_KEY_ID of the functions; `rotor rotate` encrypts candidates with it under {\"SecretId\": <name>})."
+  value       = aws_kms_key.this.arn
+}
+
+output "kms_key_description" {
+  description = "Description of the KMS key (give it to modules/kms-replica so the replicas say the same)."
+  value       = local.kms_key_description
+}
+
+output "kms_key_alias" {
+  description = "Alias of the KMS key."
+  value       = aws_kms_alias.this.name
+}
+
+output "secret_arns" {
+  description = "ARN of each managed secret (primary region), by key of var.secrets."
+  value       = { for k, s in aws_secretsmanager_secret.this : k => s.arn }
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the (KMS-encrypted) SNS topic the alarms publish to."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "github_oidc_provider_arn" {
+  description = "ARN of the GitHub Actions OIDC provider the CI roles trust."
+  value       = local.github_oidc_provider_arn
+}
+
+output "ci_rotate_role_arn" {
+  description = "Role for GitHub Actions to start rotations (never reads a secret)."
+  value       = aws_iam_role.ci_rotate.arn
+}
+
+output "ci_deploy_role_arn" {
+  description = "Role for GitHub Actions to ship function code and the state machine definition."
+  value       = aws_iam_role.ci_deploy.arn
+}
+
+output "consumer_policy_json" {
+  description = "The app-read-secrets policy document (GetSecretValue/DescribeSecret on the managed secrets, same account) for the applications' roles."
+  value       = jsonencode(local.consumer_policy)
+}
+
+output "consumer_policy_arn" {
+  description = "ARN of the app-read-secrets managed policy (null when create_consumer_policy is false)."
+  value       = try(aws_iam_policy.consumer[0].arn, null)
+}
+
+output "iam_policies" {
+  description = "Every identity policy this module writes, as JSON, by role (function names, rotation-sfn, age-check-sfn, scheduler, ci-rotate, ci-deploy, app-read-secrets): for review and the least-privilege tests."
+  value = merge(
+    { for f, p in local.function_policies : f => jsonencode(p) },
+    {
+      "rotation-sfn"     = jsonencode(local.state_machine_policy)
+      "ci-rotate"        = jsonencode(local.ci_rotate_policy)
+      "ci-deploy"        = jsonencode(local.ci_deploy_policy)
+      "app-read-secrets" = jsonencode(local.consumer_policy)
+    },
+    length(aws_iam_role.age_check) > 0 ? { "age-check-sfn" = jsonencode(local.age_check_policy) } : {},
+    length(aws_iam_role.scheduler) > 0 ? { "scheduler" = jsonencode(local.scheduler_policy) } : {},
+  )
+}

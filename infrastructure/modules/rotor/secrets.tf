@@ -1,0 +1,78 @@
+# One Secrets Manager secret per entry of var.secrets. Its rotor policy is its `rotor:*` tags
+# (crates/core/src/policy.rs reads exactly these keys). No aws_secretsmanager_secret_rotation:
+# Secrets Manager's rotation protocol (createSecret/setSecret/testSecret/finishSecret) is not
+# what rotor's functions speak; the state machine drives PutSecretValue/UpdateSecretVersionStage
+# itself, started by the schedules below, `rotor rotate` or GitHub Actions.
+
+locals {
+  secret_policy_tags = {
+    for k, s in var.secrets : k => merge(
+      { "rotor:kind" = s.kind },
+      s.probe == null ? {} : { "rotor:probe" = s.probe },
+      s.probe_url == null ? {} : { "rotor:probe-url" = s.probe_url },
+      s.app_health_url == null ? {} : { "rotor:app-health-url" = s.app_health_url },
+      s.wait_propagation_seconds == null ? {} : { "rotor:wait-propagation-seconds" = tostring(s.wait_propagation_seconds) },
+      s.wait_consumers_seconds == null ? {} : { "rotor:wait-consumers-seconds" = tostring(s.wait_consumers_seconds) },
+      s.grace_seconds == null ? {} : { "rotor:grace-seconds" = tostring(s.grace_seconds) },
+      s.iam_user == null ? {} : { "rotor:iam-user" = s.iam_user },
+      s.length == null ? {} : { "rotor:length" = tostring(s.length) },
+      s.charset == null ? {} : { "rotor:charset" = s.charset },
+    )
+  }
+
+  # IAM users whose access keys rotor rotates (iam-access-key secrets), as ARNs.
+  iam_user_arns = distinct([
+    for s in values(var.secrets) : "arn:${local.partition}:iam::${local.account_id}:user${s.iam_user_path}${s.iam_user}"
+    if s.kind == "iam-access-key"
+  ])
+
+  secret_names = sort([for s in values(var.secrets) : s.name])
+  secret_arns  = [for k in sort(keys(var.secrets)) : aws_secretsmanager_secret.this[k].arn]
+  # The secrets' replicas have the same name in every region, with another region in the ARN.
+  secret_arns_all_regions = flatten([
+    for arn in local.secret_arns : [for r in var.regions : replace(arn, ":${local.primary_region}:", ":${r}:")]
+  ])
+}
+
+resource "aws_secretsmanager_secret" "this" {
+  #checkov:skip=CKV2_AWS_57:Rotated by rotor's state machine, started by EventBridge Scheduler (schedules.tf), rotor rotate or CI, not by Secrets Manager's RotateSecret: that needs a function speaking the createSecret/setSecret/testSecret/finishSecret protocol, which rotor's functions do not.
+  for_each = var.secrets
+
+  name                    = each.value.name
+  description             = each.value.description != "" ? each.value.description : "rotor ${var.environment}: ${each.value.kind} ${each.key}"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = var.secret_recovery_window_days
+  tags                    = merge(local.tags, local.secret_policy_tags[each.key])
+
+  dynamic "replica" {
+    for_each = local.replica_regions
+    content {
+      region     = replica.value
+      kms_key_id = lookup(var.replica_kms_key_arns, replica.value, null)
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.region == local.primary_region
+      error_message = "The AWS provider's region (${local.region}) must be the first of regions (${local.primary_region})."
+    }
+  }
+}
+
+# The first version: a placeholder that is not a credential. Its own label `rotor-bootstrap`
+# keeps it from ever being purged, and Secrets Manager also puts AWSCURRENT on the first version
+# of a secret, so the first rotation (generated, iam-access-key) or `rotor rotate` with the real
+# key (vendor-api-key) finds an AWSCURRENT to replace. After that Terraform never touches the
+# value: rotations move the labels and write new versions, which Terraform ignores.
+resource "aws_secretsmanager_secret_version" "bootstrap" {
+  for_each = var.secrets
+
+  secret_id      = aws_secretsmanager_secret.this[each.key].id
+  secret_string  = "rotor-bootstrap-placeholder: not a credential; replaced by the first rotation"
+  version_stages = ["rotor-bootstrap"]
+
+  lifecycle {
+    ignore_changes = [secret_string, secret_binary, version_stages]
+  }
+}

@@ -1,0 +1,130 @@
+# The rotation state machine (STANDARD: exactly-once, 90-day history) from
+# statemachine/rotation.asl.json with the six function ARNs filled in. Its role may invoke these
+# six functions and nothing else. Logs carry no execution data (inputs hold KMS ciphertext and
+# ids only, but history stays the one place to read them), history and definition are encrypted
+# with the deployment's key, and X-Ray traces every execution.
+
+resource "aws_cloudwatch_log_group" "state_machine" {
+  # /aws/vendedlogs/: the prefix AWS recommends for log delivery (keeps the logs resource policy small).
+  name              = "/aws/vendedlogs/states/${local.state_machine_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+locals {
+  states_assume_role_policy = {
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "states.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = local.account_id }
+      }
+    }]
+  }
+
+  # Log delivery (CreateLogDelivery & co.) and X-Ray have no resource-level permissions: AWS
+  # documents Resource "*" for a state machine's logging and tracing.
+  statement_states_log_delivery = {
+    Sid    = "DeliverLogsToCloudWatch"
+    Effect = "Allow"
+    Action = [
+      "logs:CreateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:DescribeLogGroups",
+      "logs:DescribeResourcePolicies",
+      "logs:GetLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:UpdateLogDelivery",
+    ]
+    Resource = "*"
+  }
+  statement_states_tracing = {
+    Sid      = "WriteTraces"
+    Effect   = "Allow"
+    Action   = ["xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    Resource = "*"
+  }
+
+  state_machine_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "InvokeTheSixRotorFunctionsOnly"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = [for f in local.function_names : local.function_arns[f]]
+      },
+      {
+        # The definition and history are encrypted with the deployment's key.
+        Sid      = "UseTheKeyForThisStateMachinesDataOnly"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = [aws_kms_key.this.arn]
+        Condition = {
+          StringEquals = { "kms:EncryptionContext:aws:states:stateMachineArn" = local.state_machine_arn }
+        }
+      },
+      local.statement_states_log_delivery,
+      local.statement_states_tracing,
+    ]
+  }
+
+  state_machine_definition = templatefile(local.definition_file, {
+    for f in local.function_names : "${replace(f, "-", "_")}_arn" => local.function_arns[f]
+  })
+}
+
+resource "aws_iam_role" "state_machine" {
+  name                 = "${local.prefix}-rotation-sfn"
+  description          = "rotor ${var.environment}: the rotation state machine (invokes the six functions only)"
+  assume_role_policy   = jsonencode(local.states_assume_role_policy)
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "rotation-least-privilege"
+  role   = aws_iam_role.state_machine.id
+  policy = jsonencode(local.state_machine_policy)
+}
+
+resource "aws_sfn_state_machine" "rotation" {
+  #checkov:skip=CKV_AWS_285:Execution data stays out of the logs on purpose (include_execution_data = false, as rotor's design requires): the history, encrypted with the key and readable only with states:GetExecutionHistory, keeps it; logging is on at level ALL.
+  name       = local.state_machine_name
+  type       = "STANDARD"
+  role_arn   = aws_iam_role.state_machine.arn
+  definition = local.state_machine_definition
+  tags       = local.tags
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    include_execution_data = false
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  encryption_configuration {
+    type                              = "CUSTOMER_MANAGED_KMS_KEY"
+    kms_key_id                        = aws_kms_key.this.arn
+    kms_data_key_reuse_period_seconds = 300
+  }
+
+  depends_on = [
+    aws_iam_role_policy.state_machine,
+    aws_lambda_function.this,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for f in local.function_names : strcontains(local.state_machine_definition, local.function_arns[f])])
+      error_message = "${local.definition_file} does not name every function: it must use $${stage_pending_arn}, $${health_probe_arn}, $${promote_arn}, $${revoke_old_iam_key_arn}, $${rollback_arn} and $${audit_log_arn}."
+    }
+  }
+}

@@ -1,0 +1,505 @@
+# Least privilege and the shape of the deployment, checked offline with a mocked AWS provider.
+# Run (tests/terraform.rs does, with placeholder zips):
+#   terraform init && terraform test -var lambda_zip_dir=<folder with the six zips>
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+      arn        = "arn:aws:iam::123456789012:user/terraform"
+      user_id    = "AIDAMOCKMOCKMOCKMOCK"
+    }
+  }
+  mock_data "aws_partition" {
+    defaults = {
+      partition          = "aws"
+      dns_suffix         = "amazonaws.com"
+      reverse_dns_prefix = "com.amazonaws"
+    }
+  }
+  mock_data "aws_region" {
+    defaults = {
+      name        = "us-east-1"
+      endpoint    = "ec2.us-east-1.amazonaws.com"
+      description = "US East (N. Virginia)"
+    }
+  }
+  # Computed ARNs need ARN-shaped values (random strings are not ARNs).
+  mock_resource "aws_kms_key" {
+    defaults = {
+      arn    = "arn:aws:kms:us-east-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+      key_id = "mrk-0123456789abcdef0123456789abcdef"
+    }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = {
+      arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rotor-test/mock-AbCdEf"
+      id  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rotor-test/mock-AbCdEf"
+    }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn           = "arn:aws:lambda:us-east-1:123456789012:function:rotor-test-mock"
+      invoke_arn    = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:rotor-test-mock/invocations"
+      qualified_arn = "arn:aws:lambda:us-east-1:123456789012:function:rotor-test-mock:1"
+    }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:role/rotor-test-mock"
+    }
+  }
+  mock_resource "aws_iam_policy" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:policy/rotor-test-app-read-secrets"
+    }
+  }
+  mock_resource "aws_iam_openid_connect_provider" {
+    defaults = {
+      arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = {
+      arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/rotor-test-mock"
+    }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = {
+      arn = "arn:aws:sns:us-east-1:123456789012:rotor-test-alarms"
+    }
+  }
+  mock_resource "aws_sfn_state_machine" {
+    defaults = {
+      arn = "arn:aws:states:us-east-1:123456789012:stateMachine:rotor-test-rotation"
+    }
+  }
+  mock_resource "aws_scheduler_schedule_group" {
+    defaults = {
+      arn = "arn:aws:scheduler:us-east-1:123456789012:schedule-group/rotor-test"
+    }
+  }
+  mock_resource "aws_scheduler_schedule" {
+    defaults = {
+      arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/rotor-test/mock"
+    }
+  }
+  mock_resource "aws_cloudwatch_metric_alarm" {
+    defaults = {
+      arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:rotor-test-mock"
+    }
+  }
+}
+
+variables {
+  environment        = "test"
+  regions            = ["us-east-1", "us-west-2"]
+  github_repository  = "example-org/rotor"
+  github_environment = "production"
+  replica_kms_key_arns = {
+    "us-west-2" = "arn:aws:kms:us-west-2:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+  }
+  secrets = {
+    openai = {
+      name           = "rotor-test/openai_api_key"
+      kind           = "vendor-api-key"
+      probe          = "openai"
+      app_health_url = "https://app.example.com/health"
+      schedule       = "rate(7 days)"
+    }
+    session = {
+      name     = "rotor-test/session_signing_key"
+      kind     = "generated"
+      length   = 64
+      schedule = "rate(30 days)"
+    }
+    deployer = {
+      name          = "rotor-test/deployer_access_key"
+      kind          = "iam-access-key"
+      iam_user      = "deployer"
+      iam_user_path = "/ci/"
+      schedule      = "rate(30 days)"
+    }
+  }
+}
+
+run "every_policy_is_least_privilege" {
+  command = apply
+
+  # No wildcard action anywhere ("*", "s3:*", "kms:Get*").
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [
+        for s in jsondecode(p).Statement : [for a in flatten([s.Action]) : !strcontains(a, "*")]
+      ]
+    ]))
+    error_message = "An IAM policy grants a wildcard action."
+  }
+
+  # Resource "*" only for the actions AWS gives no resource-level permission: X-Ray, log
+  # delivery, PutMetricData (bounded to the Rotor namespace).
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [
+        for s in jsondecode(p).Statement : [
+          for a in flatten([s.Action]) : contains([
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+            "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+            "cloudwatch:PutMetricData",
+          ], a)
+        ] if contains(flatten([s.Resource]), "*")
+      ]
+    ]))
+    error_message = "A policy uses Resource \"*\" for an action that supports resource-level permissions."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [
+        for s in jsondecode(p).Statement : try(s.Condition.StringEquals["cloudwatch:namespace"], "") == "Rotor"
+        if contains(flatten([s.Action]), "cloudwatch:PutMetricData")
+      ]
+    ]))
+    error_message = "cloudwatch:PutMetricData without the Rotor namespace condition."
+  }
+
+  # Every use of the KMS key by an identity policy is bounded by a condition.
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [
+        for s in jsondecode(p).Statement : can(s.Condition)
+        if anytrue([for a in flatten([s.Action]) : startswith(a, "kms:")])
+      ]
+    ]))
+    error_message = "A policy allows a KMS operation without a condition."
+  }
+
+  # Each function's actions are exactly the calls its code makes.
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["stage-pending"]).Statement : s.Action]))) == sort([
+      "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue",
+      "kms:Decrypt", "kms:GenerateDataKey",
+      "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys",
+      "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    ])
+    error_message = "stage-pending's actions are not exactly its list."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["health-probe"]).Statement : s.Action]))) == sort([
+      "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds",
+      "kms:Decrypt",
+      "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    ])
+    error_message = "health-probe's actions are not exactly its list."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["promote"]).Statement : s.Action]))) == sort([
+      "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds", "secretsmanager:UpdateSecretVersionStage",
+      "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    ])
+    error_message = "promote's actions are not exactly its list."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["rollback"]).Statement : s.Action]))) == sort([
+      "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+      "kms:GenerateDataKey",
+      "iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey",
+      "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    ])
+    error_message = "rollback's actions are not exactly its list."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["revoke-old-iam-key"]).Statement : s.Action]))) == sort([
+      "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey",
+      "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    ])
+    error_message = "revoke-old-iam-key's actions are not exactly its list."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["audit-log"]).Statement : s.Action]))) == sort([
+      "cloudwatch:PutMetricData",
+      "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+    ])
+    error_message = "audit-log's actions are not exactly its list."
+  }
+
+  # Only stage-pending and rollback write secret values.
+  assert {
+    condition = sort([
+      for name, p in output.iam_policies : name
+      if contains(flatten([for s in jsondecode(p).Statement : s.Action]), "secretsmanager:PutSecretValue")
+    ]) == tolist(["rollback", "stage-pending"])
+    error_message = "A role other than stage-pending and rollback may PutSecretValue."
+  }
+
+  # Only stage-pending decrypts candidates, and only under a managed secret's encryption context.
+  assert {
+    condition = [
+      for name, p in output.iam_policies : name
+      if anytrue([for s in jsondecode(p).Statement : contains(flatten([s.Action]), "kms:Decrypt") && can(s.Condition.StringEquals["kms:EncryptionContext:SecretId"])])
+    ] == ["stage-pending"]
+    error_message = "A role other than stage-pending may decrypt a candidate."
+  }
+  assert {
+    condition = [
+      for s in jsondecode(output.iam_policies["stage-pending"]).Statement : sort(s.Condition.StringEquals["kms:EncryptionContext:SecretId"])
+      if can(s.Condition.StringEquals["kms:EncryptionContext:SecretId"])
+    ] == [tolist(["rotor-test/deployer_access_key", "rotor-test/openai_api_key", "rotor-test/session_signing_key"])]
+    error_message = "stage-pending's candidate decrypt is not bound to the managed secrets' names."
+  }
+
+  # Only stage-pending, rollback and revoke-old-iam-key touch IAM keys, of the named users only.
+  assert {
+    condition = sort([
+      for name, p in output.iam_policies : name
+      if anytrue([for s in jsondecode(p).Statement : anytrue([for a in flatten([s.Action]) : startswith(a, "iam:")])])
+    ]) == tolist(["revoke-old-iam-key", "rollback", "stage-pending"])
+    error_message = "A role other than stage-pending, rollback and revoke-old-iam-key has IAM permissions."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for name in ["stage-pending", "rollback", "revoke-old-iam-key"] : [
+        for s in jsondecode(output.iam_policies[name]).Statement : flatten([s.Resource]) == ["arn:aws:iam::123456789012:user/ci/deployer"]
+        if anytrue([for a in flatten([s.Action]) : startswith(a, "iam:")])
+      ]
+    ]))
+    error_message = "IAM key permissions reach beyond the iam-access-key users."
+  }
+
+  # Each function writes only its own log group.
+  assert {
+    condition = alltrue([
+      for f in ["stage-pending", "health-probe", "promote", "revoke-old-iam-key", "rollback", "audit-log"] : [
+        for s in jsondecode(output.iam_policies[f]).Statement : s.Resource if contains(flatten([s.Action]), "logs:PutLogEvents")
+      ] == [["arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/rotor-test-${f}:log-stream:*"]]
+    ])
+    error_message = "A function may write a log group other than its own."
+  }
+
+  # One role per function.
+  assert {
+    condition     = length(distinct([for f, fn in aws_lambda_function.this : fn.role])) == 6 || length(aws_iam_role.function) == 6
+    error_message = "The functions do not have one role each."
+  }
+}
+
+run "state_machine_invokes_only_the_six_functions" {
+  command = apply
+
+  assert {
+    condition = sort([
+      for s in jsondecode(output.iam_policies["rotation-sfn"]).Statement : flatten([s.Action])
+      ][0]) == tolist(["lambda:InvokeFunction"]) && sort(jsondecode(output.iam_policies["rotation-sfn"]).Statement[0].Resource) == sort([
+      for f in ["stage-pending", "health-probe", "promote", "revoke-old-iam-key", "rollback", "audit-log"] : "arn:aws:lambda:us-east-1:123456789012:function:rotor-test-${f}"
+    ])
+    error_message = "The state machine's role may invoke something other than the six functions."
+  }
+  assert {
+    condition = length([
+      for s in jsondecode(output.iam_policies["rotation-sfn"]).Statement : s if contains(flatten([s.Action]), "lambda:InvokeFunction")
+    ]) == 1
+    error_message = "lambda:InvokeFunction is granted by more than one statement."
+  }
+  assert {
+    condition     = aws_sfn_state_machine.rotation.type == "STANDARD"
+    error_message = "The rotation state machine must be STANDARD."
+  }
+  assert {
+    condition     = aws_sfn_state_machine.rotation.logging_configuration[0].include_execution_data == false
+    error_message = "State machine logs must not include execution data."
+  }
+  assert {
+    condition     = aws_sfn_state_machine.rotation.tracing_configuration[0].enabled
+    error_message = "X-Ray tracing of the state machine is off."
+  }
+  assert {
+    condition = (aws_sfn_state_machine.rotation.encryption_configuration[0].type == "CUSTOMER_MANAGED_KMS_KEY"
+    && aws_sfn_state_machine.rotation.encryption_configuration[0].kms_key_id == aws_kms_key.this.arn)
+    error_message = "The state machine is not encrypted with the deployment's key."
+  }
+  assert {
+    condition = alltrue([
+      for f in ["stage-pending", "health-probe", "promote", "revoke-old-iam-key", "rollback", "audit-log"] :
+      strcontains(aws_sfn_state_machine.rotation.definition, "\"arn:aws:lambda:us-east-1:123456789012:function:rotor-test-${f}\"")
+    ]) && !strcontains(aws_sfn_state_machine.rotation.definition, "$${")
+    error_message = "The definition does not name the six function ARNs (or keeps a placeholder)."
+  }
+}
+
+run "functions_logs_and_secrets" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for f, fn in aws_lambda_function.this :
+      fn.runtime == "provided.al2023" && fn.handler == "bootstrap" && one(fn.architectures) == "arm64"
+      && fn.reserved_concurrent_executions == 5 && fn.tracing_config[0].mode == "Active"
+      && fn.kms_key_arn == aws_kms_key.this.arn
+      && fn.environment[0].variables.ROTOR_BACKEND == "aws" && fn.environment[0].variables.ROTOR_KMS_KEY_ID == aws_kms_key.this.arn
+    ]) && length(aws_lambda_function.this) == 6
+    error_message = "The six functions are not provided.al2023/arm64 with reserved concurrency, X-Ray and the AWS backend."
+  }
+  assert {
+    condition = alltrue([
+      for g in concat(values(aws_cloudwatch_log_group.function), [aws_cloudwatch_log_group.state_machine]) :
+      g.retention_in_days == 365 && g.kms_key_id == aws_kms_key.this.arn
+    ])
+    error_message = "A log group has no retention or is not encrypted with the key."
+  }
+  assert {
+    condition     = aws_kms_key.this.multi_region && aws_kms_key.this.enable_key_rotation
+    error_message = "The KMS key must be a multi-Region key with rotation."
+  }
+  # The key policy: kms:* for the account root's IAM delegation statement only, no other wildcard.
+  assert {
+    condition = [
+      for s in jsondecode(aws_kms_key.this.policy).Statement : s.Principal
+      if anytrue([for a in flatten([s.Action]) : strcontains(a, "*")])
+    ] == [{ AWS = "arn:aws:iam::123456789012:root" }]
+    error_message = "The key policy grants a wildcard action to someone other than the account root."
+  }
+  assert {
+    condition = (aws_secretsmanager_secret.this["openai"].tags["rotor:kind"] == "vendor-api-key"
+      && aws_secretsmanager_secret.this["openai"].tags["rotor:probe"] == "openai"
+      && aws_secretsmanager_secret.this["openai"].tags["rotor:app-health-url"] == "https://app.example.com/health"
+      && aws_secretsmanager_secret.this["session"].tags["rotor:length"] == "64"
+    && aws_secretsmanager_secret.this["deployer"].tags["rotor:iam-user"] == "deployer")
+    error_message = "The secrets do not carry their rotor:* policy tags."
+  }
+  assert {
+    condition = alltrue([
+      for k, s in aws_secretsmanager_secret.this :
+      s.kms_key_id == aws_kms_key.this.arn && [for r in s.replica : r.region] == ["us-west-2"]
+      && [for r in s.replica : r.kms_key_id] == ["arn:aws:kms:us-west-2:123456789012:key/mrk-0123456789abcdef0123456789abcdef"]
+    ])
+    error_message = "A secret is not encrypted with the key or not replicated to us-west-2 with the replica key."
+  }
+  assert {
+    condition     = alltrue([for k, v in aws_secretsmanager_secret_version.bootstrap : v.version_stages == toset(["rotor-bootstrap"])])
+    error_message = "The bootstrap versions must carry only the rotor-bootstrap label."
+  }
+  assert {
+    condition     = aws_sns_topic.alarms.kms_master_key_id == aws_kms_key.this.arn
+    error_message = "The alarm topic is not encrypted with the key."
+  }
+}
+
+run "schedules_and_ci_roles" {
+  command = apply
+
+  assert {
+    condition     = keys(aws_scheduler_schedule.rotation) == ["deployer", "session"] && keys(aws_scheduler_schedule.age_check) == ["openai"]
+    error_message = "generated and iam-access-key secrets must rotate on schedule; vendor-api-key secrets get the age check."
+  }
+  assert {
+    condition = jsondecode(aws_scheduler_schedule.rotation["session"].target[0].input) == {
+      action       = "rotate"
+      secret_id    = "rotor-test/session_signing_key"
+      requested_by = "schedule:rotor-test/rotate-session"
+      reason       = "scheduled rotation (rate(30 days))"
+    }
+    error_message = "A rotation schedule does not start the state machine with that secret's input."
+  }
+  assert {
+    condition     = length(aws_sfn_state_machine.age_check) == 1 && length(aws_cloudwatch_metric_alarm.secret_age) == 1 && length(aws_cloudwatch_metric_alarm.rotation_failed) == 3
+    error_message = "Missing age check or alarms."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["ci-rotate"]).Statement : s.Action]))) == sort([
+      "states:StartExecution", "states:DescribeExecution", "states:GetExecutionHistory",
+      "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey",
+    ])
+    error_message = "ci-rotate's actions are not exactly its list."
+  }
+  # ci-rotate can never read a secret: no Secrets Manager action, and its key use is bound to
+  # the candidates' encryption (Encrypt) or the state machine's own data.
+  assert {
+    condition = alltrue([
+      for s in jsondecode(output.iam_policies["ci-rotate"]).Statement :
+      contains(flatten([s.Action]), "kms:Encrypt") ? (flatten([s.Action]) == ["kms:Encrypt"] && can(s.Condition.StringEquals["kms:EncryptionContext:SecretId"])) :
+      anytrue([for a in flatten([s.Action]) : startswith(a, "kms:")]) ? s.Condition.StringEquals["kms:EncryptionContext:aws:states:stateMachineArn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:rotor-test-rotation" :
+      alltrue([for a in flatten([s.Action]) : startswith(a, "states:")])
+    ])
+    error_message = "ci-rotate may do more than start rotations and encrypt candidates."
+  }
+  assert {
+    condition = alltrue([
+      for r in [aws_iam_role.ci_rotate, aws_iam_role.ci_deploy] :
+      jsondecode(r.assume_role_policy).Statement[0].Condition.StringEquals == {
+        "token.actions.githubusercontent.com:aud" = "sts.amazonaws.com"
+        "token.actions.githubusercontent.com:sub" = "repo:example-org/rotor:environment:production"
+      } && length(jsondecode(r.assume_role_policy).Statement) == 1
+    ])
+    error_message = "The CI roles must trust only the configured repository and environment."
+  }
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : s.Action]))) == sort([
+      "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode",
+      "states:DescribeStateMachine", "states:UpdateStateMachine", "states:ValidateStateMachineDefinition",
+      "kms:Decrypt", "kms:GenerateDataKey",
+    ])
+    error_message = "ci-deploy's actions are not exactly its list."
+  }
+  assert {
+    condition = (sort(distinct(flatten([for s in jsondecode(output.consumer_policy_json).Statement : s.Action]))) == tolist(["kms:Decrypt", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"])
+    && jsondecode(output.consumer_policy_json).Statement[0].Condition.StringEquals["aws:ResourceAccount"] == "123456789012")
+    error_message = "The consumer policy must be GetSecretValue/DescribeSecret, same account."
+  }
+}
+
+run "without_iam_secrets_no_role_touches_iam" {
+  command = apply
+
+  variables {
+    regions              = ["us-east-1"]
+    replica_kms_key_arns = {}
+    lambda_architecture  = "x86_64"
+    secrets = {
+      session = {
+        name = "rotor-test/session_signing_key"
+        kind = "generated"
+      }
+    }
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [for s in jsondecode(p).Statement : [for a in flatten([s.Action]) : !startswith(a, "iam:")]]
+    ]))
+    error_message = "With no iam-access-key secret, no role may have IAM permissions."
+  }
+  assert {
+    condition     = alltrue([for f, fn in aws_lambda_function.this : one(fn.architectures) == "x86_64"])
+    error_message = "lambda_architecture does not reach the functions."
+  }
+  assert {
+    condition     = length(aws_scheduler_schedule.rotation) == 0 && length(aws_iam_role.scheduler) == 0 && length(aws_sfn_state_machine.age_check) == 0
+    error_message = "No schedule was asked for."
+  }
+}
+
+run "a_vendor_key_without_probe_is_refused" {
+  command = plan
+
+  variables {
+    secrets = {
+      bad = {
+        name = "rotor-test/bad"
+        kind = "vendor-api-key"
+      }
+    }
+  }
+
+  expect_failures = [var.secrets]
+}
+
+run "replica_regions_need_replica_keys" {
+  command = plan
+
+  variables {
+    replica_kms_key_arns = {}
+  }
+
+  expect_failures = [var.replica_kms_key_arns]
+}

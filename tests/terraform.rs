@@ -1,0 +1,761 @@
+//! The Terraform under `infrastructure/`: formatted, valid, least-privilege (`terraform test`
+//! with a mocked provider), applied to moto, re-planned with no changes, read back through the
+//! Step Functions API, destroyed, and clean under checkov.
+//!
+//! Needs what `scripts/test` sets up and exports: `ROTOR_TERRAFORM` (the binary),
+//! `TF_CLI_CONFIG_FILE` (a CLI config whose filesystem_mirror holds hashicorp/aws, so nothing is
+//! downloaded) and `ROTOR_MOTO_ENDPOINT`. A missing one is a failure, never a skip.
+//!
+//! Terraform never runs in the source tree (only `fmt -check`, which reads): every `init` is in
+//! a temporary copy of `infrastructure/` and `statemachine/`, so no `.terraform/`, lock file or
+//! state appears in the repository. The functions' zips are `target/lambda-zips/` when
+//! scripts/package built all six (the moto apply uploads them), else tiny placeholder zips made
+//! here (moto never runs a function). checkov runs from its own venv, `target/checkov-venv`,
+//! built from `requirements-checkov.txt` (its pins conflict with moto's).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const FUNCTIONS: [&str; 6] = [
+    "stage-pending",
+    "health-probe",
+    "promote",
+    "revoke-old-iam-key",
+    "rollback",
+    "audit-log",
+];
+
+/// The checkov skips the Terraform may carry (each inline, with its reason): a new one must be
+/// argued here too.
+const ALLOWED_SKIPS: [&str; 5] = [
+    "CKV_AWS_116", // Lambda DLQ: only invoked synchronously by the state machine
+    "CKV_AWS_117", // Lambda in a VPC: calls vendors on the internet, nothing in a VPC
+    "CKV_AWS_272", // Lambda code signing: zips from scripts/package, tracked by hash
+    "CKV_AWS_285", // SFN execution data in logs: deliberately off (payloads stay in history)
+    "CKV2_AWS_57", // Secrets Manager RotateSecret: rotor's state machine rotates instead
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// An environment variable `scripts/test` exports; panics with the fix when it is missing.
+fn required_env(name: &str, what: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => panic!(
+            "{name} is not set: {what}. Run the tests through `scripts/test` \
+             (e.g. `scripts/test -p rotor-tests --test terraform`), which checks for Terraform at \
+             /usr/local/bin/terraform and the provider mirror /opt/tf-plugins and exports it."
+        ),
+    }
+}
+
+fn terraform_bin() -> PathBuf {
+    let bin = PathBuf::from(required_env("ROTOR_TERRAFORM", "the Terraform binary"));
+    assert!(bin.is_file(), "ROTOR_TERRAFORM={} does not exist", bin.display());
+    let rc = PathBuf::from(required_env(
+        "TF_CLI_CONFIG_FILE",
+        "the Terraform CLI config with the provider filesystem_mirror",
+    ));
+    let text = fs::read_to_string(&rc).unwrap_or_else(|e| {
+        panic!(
+            "TF_CLI_CONFIG_FILE={} cannot be read ({e}): scripts/test writes it",
+            rc.display()
+        )
+    });
+    assert!(
+        text.contains("filesystem_mirror"),
+        "TF_CLI_CONFIG_FILE={} has no filesystem_mirror: Terraform would try the registry",
+        rc.display()
+    );
+    bin
+}
+
+/// What one command did.
+struct Ran {
+    ok: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Ran {
+    fn show(&self, what: &str) -> String {
+        format!(
+            "{what}: exit {:?} after {:.1} s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code,
+            self.elapsed.as_secs_f64(),
+            tail(&self.stdout, 12_000),
+            tail(&self.stderr, 8_000)
+        )
+    }
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Runs `cmd` to its end or kills it after `limit` (a hung call to an API moto lacks must fail
+/// the test, not hang it); output goes through files so that no pipe fills up.
+fn run(mut cmd: Command, limit: Duration) -> Ran {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("stdout file"))
+        .stderr(fs::File::create(&err_path).expect("stderr file"));
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\n(killed after {} s)", limit.as_secs()));
+    }
+    Ran {
+        ok: status.is_some_and(|s| s.success()),
+        code: status.and_then(|s| s.code()),
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// `terraform -chdir=<dir> <args>` with `-no-color`, no prompts.
+fn tf(dir: &Path, args: &[&str], limit: Duration) -> Ran {
+    let mut cmd = Command::new(terraform_bin());
+    cmd.arg(format!("-chdir={}", dir.display()))
+        .args(args)
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env_remove("TF_DATA_DIR")
+        .env_remove("TF_WORKSPACE");
+    run(cmd, limit)
+}
+
+fn tf_ok(dir: &Path, args: &[&str], limit: Duration) -> Ran {
+    let ran = tf(dir, args, limit);
+    assert!(
+        ran.ok,
+        "{}",
+        ran.show(&format!("terraform {} in {}", args.join(" "), dir.display()))
+    );
+    ran
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        // Whatever a developer's own `terraform init`/apply left in the tree stays behind.
+        if name_text == ".terraform" || name_text.contains(".tfstate") || name_text == "tfplan" {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            fs::copy(&path, to.join(&name))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", path.display()));
+        }
+    }
+}
+
+/// A temporary copy of `infrastructure/` and `statemachine/` (the module renders the latter
+/// with templatefile, by relative path).
+fn work_copy() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("rotor-terraform-")
+        .tempdir()
+        .expect("temp dir");
+    let root = repo_root();
+    copy_tree(&root.join("infrastructure"), &dir.path().join("infrastructure"));
+    copy_tree(&root.join("statemachine"), &dir.path().join("statemachine"));
+    dir
+}
+
+/// CRC-32 (IEEE), for the placeholder zips.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A zip (stored, not deflated) holding one executable `bootstrap`.
+fn placeholder_zip(path: &Path, function: &str) {
+    let body = format!("#!/bin/sh\necho 'placeholder for {function}: build with scripts/package'\nexit 1\n");
+    let data = body.as_bytes();
+    let crc = crc32(data);
+    let name = b"bootstrap";
+    let size = u32::try_from(data.len()).expect("small");
+    let mut zip = Vec::new();
+    // Local file header.
+    zip.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+    zip.extend_from_slice(&20u16.to_le_bytes()); // version needed
+    zip.extend_from_slice(&0u16.to_le_bytes()); // flags
+    zip.extend_from_slice(&0u16.to_le_bytes()); // stored
+    zip.extend_from_slice(&0u16.to_le_bytes()); // time
+    zip.extend_from_slice(&0x21u16.to_le_bytes()); // date 1980-01-01
+    zip.extend_from_slice(&crc.to_le_bytes());
+    zip.extend_from_slice(&size.to_le_bytes());
+    zip.extend_from_slice(&size.to_le_bytes());
+    zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    zip.extend_from_slice(name);
+    zip.extend_from_slice(data);
+    let central_at = u32::try_from(zip.len()).expect("small");
+    // Central directory entry: made by Unix, mode 0755.
+    let mut central = Vec::new();
+    central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+    central.extend_from_slice(&(0x0300u16 | 20).to_le_bytes());
+    central.extend_from_slice(&20u16.to_le_bytes());
+    central.extend_from_slice(&0u16.to_le_bytes());
+    central.extend_from_slice(&0u16.to_le_bytes());
+    central.extend_from_slice(&0u16.to_le_bytes());
+    central.extend_from_slice(&0x21u16.to_le_bytes());
+    central.extend_from_slice(&crc.to_le_bytes());
+    central.extend_from_slice(&size.to_le_bytes());
+    central.extend_from_slice(&size.to_le_bytes());
+    central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    central.extend_from_slice(&0u16.to_le_bytes()); // extra
+    central.extend_from_slice(&0u16.to_le_bytes()); // comment
+    central.extend_from_slice(&0u16.to_le_bytes()); // disk
+    central.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
+    central.extend_from_slice(&((0o100_755u32) << 16).to_le_bytes());
+    central.extend_from_slice(&0u32.to_le_bytes()); // local header offset
+    central.extend_from_slice(name);
+    let central_size = u32::try_from(central.len()).expect("small");
+    zip.extend_from_slice(&central);
+    // End of central directory.
+    zip.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    zip.extend_from_slice(&1u16.to_le_bytes());
+    zip.extend_from_slice(&1u16.to_le_bytes());
+    zip.extend_from_slice(&central_size.to_le_bytes());
+    zip.extend_from_slice(&central_at.to_le_bytes());
+    zip.extend_from_slice(&0u16.to_le_bytes());
+    fs::write(path, zip).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+fn placeholder_zips(dir: &Path) {
+    fs::create_dir_all(dir).expect("zip dir");
+    for f in FUNCTIONS {
+        placeholder_zip(&dir.join(format!("{f}.zip")), f);
+    }
+}
+
+/// The zips to deploy to moto: scripts/package's when it built all six (and the architecture
+/// its manifest names), else placeholders in `scratch`.
+fn zips_for_moto(scratch: &Path) -> (PathBuf, String) {
+    let built = repo_root().join("target/lambda-zips");
+    let manifest = fs::read_to_string(built.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    if let Some(arch) = manifest
+        .as_ref()
+        .and_then(|m| m["architecture"].as_str())
+        .filter(|_| {
+            FUNCTIONS
+                .iter()
+                .all(|f| built.join(format!("{f}.zip")).is_file())
+        })
+    {
+        eprintln!("moto apply: deploying scripts/package's zips from target/lambda-zips ({arch})");
+        return (built, arch.to_string());
+    }
+    let dir = scratch.join("lambda-zips");
+    placeholder_zips(&dir);
+    eprintln!("moto apply: target/lambda-zips incomplete, deploying placeholder zips");
+    (dir, "arm64".to_string())
+}
+
+#[test]
+fn terraform_fmt_is_clean() {
+    let infra = repo_root().join("infrastructure");
+    let ran = tf(
+        &infra,
+        &["fmt", "-check", "-recursive", "-diff", "-no-color"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ran.ok,
+        "{}\nrun `terraform fmt -recursive infrastructure`",
+        ran.show("terraform fmt -check")
+    );
+}
+
+#[test]
+fn module_and_every_root_validate() {
+    let copy = work_copy();
+    let infra = copy.path().join("infrastructure");
+    for dir in [
+        "modules/rotor",
+        "modules/rotor/modules/kms-replica",
+        "environments/development",
+        "environments/production",
+        "tests/moto",
+    ] {
+        let dir = infra.join(dir);
+        tf_ok(
+            &dir,
+            &["init", "-backend=false", "-input=false", "-no-color"],
+            Duration::from_secs(300),
+        );
+        let ran = tf_ok(&dir, &["validate", "-no-color"], Duration::from_secs(300));
+        assert!(
+            ran.stdout.contains("The configuration is valid"),
+            "{}",
+            ran.show("terraform validate")
+        );
+    }
+}
+
+#[test]
+fn no_secrets_manager_rotation_resource() {
+    // Secrets Manager's RotateSecret would call a function that speaks its four-step
+    // protocol; rotor's do not. The state machine rotates instead.
+    let mut stack = vec![repo_root().join("infrastructure")];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "tf") {
+                files += 1;
+                let text = fs::read_to_string(&path).expect("read .tf");
+                assert!(
+                    !text.contains("resource \"aws_secretsmanager_secret_rotation\""),
+                    "{} declares aws_secretsmanager_secret_rotation",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files >= 10, "only {files} .tf files under infrastructure/");
+}
+
+#[test]
+fn module_tests_prove_least_privilege() {
+    let copy = work_copy();
+    let module = copy.path().join("infrastructure/modules/rotor");
+    let zips = copy.path().join("lambda-zips");
+    placeholder_zips(&zips);
+    tf_ok(
+        &module,
+        &["init", "-backend=false", "-input=false", "-no-color"],
+        Duration::from_secs(300),
+    );
+    let zip_var = format!("lambda_zip_dir={}", zips.display());
+    let ran = tf(
+        &module,
+        &["test", "-no-color", "-var", &zip_var],
+        Duration::from_secs(600),
+    );
+    assert!(ran.ok, "{}", ran.show("terraform test"));
+    assert!(
+        ran.stdout.contains("Success!") && ran.stdout.contains(" 0 failed"),
+        "{}",
+        ran.show("terraform test")
+    );
+    let runs = ran.stdout.matches("... pass").count();
+    assert!(
+        runs >= 7,
+        "expected every run block to pass, saw {runs}:\n{}",
+        ran.stdout
+    );
+}
+
+/// Every `"FunctionName"` in a definition, wherever it sits.
+fn function_names(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "FunctionName" {
+                    if let Some(s) = v.as_str() {
+                        out.insert(s.to_string());
+                    }
+                }
+                function_names(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| function_names(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn applies_replans_clean_and_destroys_on_moto() {
+    let endpoint = required_env(
+        "ROTOR_MOTO_ENDPOINT",
+        "the moto server this test deploys to",
+    );
+    let copy = work_copy();
+    let root = copy.path().join("infrastructure/tests/moto");
+    let (zips, arch) = zips_for_moto(copy.path());
+    // Unique per run: names never collide with another deployment on the same moto.
+    let environment = format!("m{:x}", std::process::id() % 0xffff_ffff);
+    let vars = [
+        format!("moto_endpoint={endpoint}"),
+        format!("lambda_zip_dir={}", zips.display()),
+        format!("lambda_architecture={arch}"),
+        format!("environment={environment}"),
+    ];
+    let with_vars = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        for v in &vars {
+            all.push("-var".into());
+            all.push(v.clone());
+        }
+        all
+    };
+    let limit = Duration::from_secs(600);
+
+    tf_ok(&root, &["init", "-input=false", "-no-color"], limit);
+    let plan_args = with_vars(&["plan", "-input=false", "-no-color", "-out=tfplan"]);
+    let plan = tf_ok(
+        &root,
+        &plan_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        limit,
+    );
+    assert!(
+        plan.stdout.contains("Plan: ") && plan.stdout.contains(" to add, 0 to change, 0 to destroy"),
+        "{}",
+        plan.show("first plan")
+    );
+
+    let apply = tf(&root, &["apply", "-input=false", "-no-color", "tfplan"], limit);
+    let destroy_args = with_vars(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
+    let destroy = |root: &Path| {
+        tf(
+            root,
+            &destroy_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            limit,
+        )
+    };
+    if !apply.ok {
+        let cleanup = destroy(&root);
+        panic!(
+            "{}\n(destroy after the failed apply: ok={})",
+            apply.show("terraform apply"),
+            cleanup.ok
+        );
+    }
+    let added = apply
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Apply complete! Resources: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("{}", apply.show("apply: no resource count")));
+    eprintln!(
+        "moto apply: {added} resources in {:.1} s",
+        apply.elapsed.as_secs_f64()
+    );
+
+    // Everything after the apply may fail; the deployment is destroyed either way.
+    let checks = async {
+        let replan_args = with_vars(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+        let replan = tf(
+            &root,
+            &replan_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            limit,
+        );
+        assert_eq!(
+            replan.code,
+            Some(0),
+            "the plan after apply must say no changes (exit 0, 2 = changes):\n{}",
+            replan.show("re-plan")
+        );
+        assert!(replan.stdout.contains("No changes."), "{}", replan.show("re-plan"));
+
+        let outputs = tf_ok(&root, &["output", "-json", "-no-color"], limit);
+        let outputs: Value = serde_json::from_str(&outputs.stdout).expect("terraform output -json");
+        let arn = outputs["state_machine_arn"]["value"]
+            .as_str()
+            .expect("state_machine_arn output")
+            .to_string();
+        let expected: BTreeSet<String> = FUNCTIONS
+            .iter()
+            .map(|f| format!("arn:aws:lambda:us-east-1:123456789012:function:rotor-{environment}-{f}"))
+            .collect();
+        let from_outputs: BTreeSet<String> = outputs["function_arns"]["value"]
+            .as_object()
+            .expect("function_arns output")
+            .values()
+            .map(|v| v.as_str().expect("ARN").to_string())
+            .collect();
+        assert_eq!(from_outputs, expected, "function ARNs on moto");
+
+        // Read the deployed definition back through the Step Functions API.
+        let sfn = rotor_tests::moto::sfn_client().await;
+        let described = sfn
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeStateMachine {arn}: {e:?}"));
+        assert_eq!(described.name(), format!("rotor-{environment}-rotation"));
+        assert_eq!(described.r#type().as_str(), "STANDARD");
+        let definition: Value =
+            serde_json::from_str(described.definition()).expect("deployed definition is JSON");
+        let mut named = BTreeSet::new();
+        function_names(&definition, &mut named);
+        assert_eq!(
+            named, expected,
+            "the deployed definition must name exactly the six function ARNs"
+        );
+        assert!(
+            !described.definition().contains("${"),
+            "a ${{...}} placeholder survived templatefile"
+        );
+        if let Some(logging) = described.logging_configuration() {
+            assert!(
+                !logging.include_execution_data(),
+                "execution data must stay out of the logs"
+            );
+        }
+        if let Some(tracing) = described.tracing_configuration() {
+            assert!(tracing.enabled(), "X-Ray tracing must be on");
+        }
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(checks)).await;
+
+    let destroyed = destroy(&root);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(destroyed.ok, "{}", destroyed.show("terraform destroy"));
+    assert!(
+        destroyed
+            .stdout
+            .contains(&format!("Destroy complete! Resources: {added} destroyed.")),
+        "{}",
+        destroyed.show("terraform destroy")
+    );
+    eprintln!(
+        "moto destroy: {added} resources in {:.1} s",
+        destroyed.elapsed.as_secs_f64()
+    );
+}
+
+/// The checkov venv (target/checkov-venv from requirements-checkov.txt), built when missing or
+/// when that file changed; built aside and renamed into place, so two runs never share a
+/// half-built one.
+fn checkov_python() -> PathBuf {
+    let root = repo_root();
+    let requirements = root.join("requirements-checkov.txt");
+    let wanted = fs::read_to_string(&requirements).expect("requirements-checkov.txt");
+    let venv = root.join("target/checkov-venv");
+    let stamp = |dir: &Path| dir.join(".rotor-requirements");
+    let python = venv.join("bin/python");
+    if python.is_file() && fs::read_to_string(stamp(&venv)).is_ok_and(|s| s == wanted) {
+        return python;
+    }
+    let building = root.join(format!("target/checkov-venv.building-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&building);
+    fs::create_dir_all(root.join("target")).expect("target/");
+    eprintln!("checkov: creating target/checkov-venv from requirements-checkov.txt (about a minute)");
+    let mut venv_cmd = Command::new("python3");
+    venv_cmd.args(["-m", "venv"]).arg(&building);
+    let ran = run(venv_cmd, Duration::from_secs(120));
+    assert!(ran.ok, "{}", ran.show("python3 -m venv (on Debian: apt-get install python3-venv)"));
+    let mut pip = Command::new(building.join("bin/python"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-r",
+    ])
+    .arg(&requirements);
+    let ran = run(pip, Duration::from_secs(900));
+    assert!(ran.ok, "{}", ran.show("pip install -r requirements-checkov.txt"));
+    fs::write(stamp(&building), &wanted).expect("stamp");
+    let _ = fs::remove_dir_all(&venv);
+    if fs::rename(&building, &venv).is_err() {
+        // Another run renamed its own first: use that one.
+        let _ = fs::remove_dir_all(&building);
+    }
+    assert!(python.is_file(), "{} missing", python.display());
+    python
+}
+
+/// Every `#checkov:skip=ID:reason` in the Terraform, as (file, id, reason).
+fn inline_skips() -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    let mut stack = vec![repo_root().join("infrastructure")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            for line in text.lines() {
+                if let Some(rest) = line.trim().strip_prefix("#checkov:skip=") {
+                    let (id, reason) = rest.split_once(':').unwrap_or((rest, ""));
+                    found.push((
+                        path.display().to_string(),
+                        id.trim().to_string(),
+                        reason.trim().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn checkov_finds_nothing() {
+    // Every skip is inline, with its reason, and one of the argued ones.
+    let skips = inline_skips();
+    assert!(!skips.is_empty(), "no inline skip found: is the scan reading the right tree?");
+    for (file, id, reason) in &skips {
+        assert!(
+            reason.len() >= 30,
+            "{file}: #checkov:skip={id} needs its reason after the colon"
+        );
+        assert!(
+            ALLOWED_SKIPS.contains(&id.as_str()),
+            "{file}: #checkov:skip={id} is not one of the argued skips {ALLOWED_SKIPS:?}"
+        );
+    }
+
+    let python = checkov_python();
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "checkov.main", "-d"])
+        .arg(repo_root().join("infrastructure"))
+        .args([
+            "--framework",
+            "terraform",
+            "--skip-download",
+            // Terraform test files are not configuration (and checkov's HCL parser times out
+            // on them).
+            "--skip-path",
+            r"\.tftest\.hcl$",
+            "--output",
+            "json",
+        ])
+        .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
+        .env("BC_SKIP_MAPPING", "TRUE");
+    let ran = run(cmd, Duration::from_secs(600));
+    // checkov exits 1 when a check fails; the JSON says which.
+    let report: Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("checkov's JSON ({e}):\n{}", ran.show("checkov")));
+    let reports: Vec<&Value> = match &report {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let mut passed = 0;
+    let mut skipped = 0;
+    let mut failed = Vec::new();
+    let mut skipped_ids = BTreeSet::new();
+    for r in reports {
+        let summary = &r["summary"];
+        passed += summary["passed"].as_u64().unwrap_or(0);
+        skipped += summary["skipped"].as_u64().unwrap_or(0);
+        assert_eq!(
+            summary["parsing_errors"].as_u64(),
+            Some(0),
+            "checkov could not parse some Terraform:\n{}",
+            ran.show("checkov")
+        );
+        for f in r["results"]["failed_checks"].as_array().into_iter().flatten() {
+            failed.push(format!(
+                "{} {} ({}:{})",
+                f["check_id"].as_str().unwrap_or("?"),
+                f["resource"].as_str().unwrap_or("?"),
+                f["file_path"].as_str().unwrap_or("?"),
+                f["file_line_range"]
+            ));
+        }
+        for s in r["results"]["skipped_checks"].as_array().into_iter().flatten() {
+            let id = s["check_id"].as_str().unwrap_or("?").to_string();
+            let reason = s["check_result"]["suppress_comment"]
+                .as_str()
+                .or_else(|| s["suppress_comment"].as_str())
+                .unwrap_or("");
+            assert!(
+                !reason.trim().is_empty(),
+                "checkov skipped {id} on {} without a reason",
+                s["resource"]
+            );
+            skipped_ids.insert(id);
+        }
+    }
+    assert!(failed.is_empty(), "checkov failed checks:\n{}", failed.join("\n"));
+    assert!(passed > 50, "checkov passed only {passed} checks:\n{}", ran.show("checkov"));
+    eprintln!("checkov: {passed} passed, 0 failed, {skipped} skipped ({skipped_ids:?})");
+    for id in &skipped_ids {
+        assert!(
+            ALLOWED_SKIPS.contains(&id.as_str()),
+            "checkov skipped {id}, which is not an argued inline skip"
+        );
+    }
+}
+
+#[test]
+fn packaging_script_is_valid_bash() {
+    let script = repo_root().join("scripts/package");
+    let mut cmd = Command::new("bash");
+    cmd.arg("-n").arg(&script);
+    let ran = run(cmd, Duration::from_secs(30));
+    assert!(ran.ok, "{}", ran.show("bash -n scripts/package"));
+    let text = fs::read_to_string(&script).expect("scripts/package");
+    for needle in [
+        "cargo lambda build --release",
+        "--output-format zip",
+        "aarch64-unknown-linux-gnu",
+        "requirements-package.txt",
+        "bootstrap.sha256",
+    ] {
+        assert!(text.contains(needle), "scripts/package lost {needle:?}");
+    }
+}
