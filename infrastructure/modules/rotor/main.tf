@@ -1,5 +1,5 @@
 # rotor: one Step Functions state machine, six Lambda functions, the secrets it rotates, their
-# KMS key, schedules, alarms and the GitHub Actions roles. See README.md beside this file.
+# KMS key, schedules, alarms and the GitHub Actions roles. See infrastructure/README.md.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
