@@ -7,13 +7,17 @@
 #                       DeleteAccessKey on the iam-access-key users
 #   health-probe        DescribeSecret, ListSecretVersionIds, GetSecretValue
 #   promote             DescribeSecret, ListSecretVersionIds, UpdateSecretVersionStage
-#   rollback            DescribeSecret, ListSecretVersionIds, UpdateSecretVersionStage,
-#                       PutSecretValue; IAM ListAccessKeys, UpdateAccessKey, DeleteAccessKey
-#   revoke-old-iam-key  IAM ListAccessKeys, UpdateAccessKey, DeleteAccessKey,
+#   rollback            DescribeSecret, ListSecretVersionIds, GetSecretValue (an IAM key
+#                       version names the key to delete or check), UpdateSecretVersionStage;
+#                       IAM ListAccessKeys, UpdateAccessKey, DeleteAccessKey. No PutSecretValue:
+#                       a rollback only moves labels.
+#   revoke-old-iam-key  DescribeSecret, ListSecretVersionIds (is AWSCURRENT still this
+#                       rotation's?); IAM ListAccessKeys, UpdateAccessKey, DeleteAccessKey,
 #                       GetAccessKeyLastUsed on the iam-access-key users
 #   audit-log           cloudwatch:PutMetricData in the namespace Rotor
 #
-# Reading or writing a secret value also uses the KMS key through Secrets Manager (GetSecretValue:
+# (Secrets Manager calls as the AWS adapter makes them: its `describe` is DescribeSecret plus
+# ListSecretVersionIds.) Reading or writing a secret value also uses the KMS key through Secrets Manager (GetSecretValue:
 # kms:Decrypt, PutSecretValue: kms:GenerateDataKey), allowed only via Secrets Manager and only for
 # these secrets' encryption context. Every function writes its own log group and X-Ray traces
 # (xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions: Resource "*").
@@ -113,10 +117,10 @@ locals {
         {
           Sid      = "RevertTheManagedSecrets"
           Effect   = "Allow"
-          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
+          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds", "secretsmanager:UpdateSecretVersionStage"]
           Resource = local.secret_arns
         },
-        local.statement_secrets_via_kms_encrypt,
+        local.statement_secrets_via_kms_decrypt,
       ],
       local.has_iam_users ? [{
         Sid      = "RestoreTheAccessKeysOfTheManagedUsers"
@@ -125,12 +129,22 @@ locals {
         Resource = local.iam_user_arns
       }] : [],
     )
-    "revoke-old-iam-key" = local.has_iam_users ? [{
-      Sid      = "RetireTheOldAccessKeysOfTheManagedUsers"
-      Effect   = "Allow"
-      Action   = ["iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey"]
-      Resource = local.iam_user_arns
-    }] : []
+    "revoke-old-iam-key" = concat(
+      [
+        {
+          Sid      = "CheckTheLabelsOfTheManagedSecrets"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]
+          Resource = local.secret_arns
+        },
+      ],
+      local.has_iam_users ? [{
+        Sid      = "RetireTheOldAccessKeysOfTheManagedUsers"
+        Effect   = "Allow"
+        Action   = ["iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey"]
+        Resource = local.iam_user_arns
+      }] : [],
+    )
     "audit-log" = [
       {
         # PutMetricData has no resource-level permissions: Resource "*", bounded to rotor's namespace.

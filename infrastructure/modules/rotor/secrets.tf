@@ -15,6 +15,7 @@ locals {
       s.wait_consumers_seconds == null ? {} : { "rotor:wait-consumers-seconds" = tostring(s.wait_consumers_seconds) },
       s.grace_seconds == null ? {} : { "rotor:grace-seconds" = tostring(s.grace_seconds) },
       s.iam_user == null ? {} : { "rotor:iam-user" = s.iam_user },
+      s.iam_probe_action == null ? {} : { "rotor:iam-probe-action" = s.iam_probe_action },
       s.length == null ? {} : { "rotor:length" = tostring(s.length) },
       s.charset == null ? {} : { "rotor:charset" = s.charset },
     )

@@ -65,6 +65,8 @@ variable "secrets" {
     - wait_propagation_seconds, wait_consumers_seconds, grace_seconds: the state machine's waits
       (absent: rotor's defaults 10, 60, 3600).
     - iam_user, iam_user_path: the IAM user whose access key an iam-access-key secret holds.
+    - iam_probe_action: a read-only call the new key must be permitted besides
+      sts:GetCallerIdentity: iam:GetUser, secretsmanager:ListSecrets or kms:ListKeys.
     - length, charset: generated values (16-4096; alphanumeric | hex | url-safe).
     - schedule: EventBridge Scheduler expression (rate(...), cron(...)); absent: no schedule.
       generated and iam-access-key secrets are rotated on it; vendor-api-key secrets (whose
@@ -83,6 +85,7 @@ variable "secrets" {
     grace_seconds            = optional(number)
     iam_user                 = optional(string)
     iam_user_path            = optional(string, "/")
+    iam_probe_action         = optional(string)
     length                   = optional(number)
     charset                  = optional(string)
     schedule                 = optional(string)
@@ -128,6 +131,10 @@ variable "secrets" {
   validation {
     condition     = alltrue([for s in values(var.secrets) : can(regex("^/([A-Za-z0-9+=,.@_-]+/)*$", s.iam_user_path))])
     error_message = "iam_user_path must start and end with '/' (default '/')."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : s.iam_probe_action == null || contains(["iam:GetUser", "secretsmanager:ListSecrets", "kms:ListKeys"], coalesce(s.iam_probe_action, "-"))])
+    error_message = "iam_probe_action must be iam:GetUser, secretsmanager:ListSecrets or kms:ListKeys."
   }
   validation {
     # Tag values: Secrets Manager accepts letters, digits, spaces and _ . : / = + - @ only.

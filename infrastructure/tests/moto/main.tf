@@ -147,11 +147,12 @@ module "rotor" {
       schedule               = "cron(0 3 1 * ? *)"
     }
     deployer = {
-      name          = "rotor-${var.environment}/deployer_access_key"
-      kind          = "iam-access-key"
-      iam_user      = "rotor-${var.environment}-deployer"
-      grace_seconds = 86400
-      schedule      = "rate(30 days)"
+      name             = "rotor-${var.environment}/deployer_access_key"
+      kind             = "iam-access-key"
+      iam_user         = "rotor-${var.environment}-deployer"
+      iam_probe_action = "iam:GetUser"
+      grace_seconds    = 86400
+      schedule         = "rate(30 days)"
     }
   }
 }

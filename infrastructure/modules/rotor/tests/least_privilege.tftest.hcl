@@ -114,11 +114,12 @@ variables {
       schedule = "rate(30 days)"
     }
     deployer = {
-      name          = "rotor-test/deployer_access_key"
-      kind          = "iam-access-key"
-      iam_user      = "deployer"
-      iam_user_path = "/ci/"
-      schedule      = "rate(30 days)"
+      name             = "rotor-test/deployer_access_key"
+      kind             = "iam-access-key"
+      iam_user         = "deployer"
+      iam_user_path    = "/ci/"
+      iam_probe_action = "iam:GetUser"
+      schedule         = "rate(30 days)"
     }
   }
 }
@@ -202,8 +203,8 @@ run "every_policy_is_least_privilege" {
   }
   assert {
     condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["rollback"]).Statement : s.Action]))) == sort([
-      "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
-      "kms:GenerateDataKey",
+      "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds", "secretsmanager:UpdateSecretVersionStage",
+      "kms:Decrypt",
       "iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:UpdateAccessKey",
       "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
     ])
@@ -211,6 +212,7 @@ run "every_policy_is_least_privilege" {
   }
   assert {
     condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["revoke-old-iam-key"]).Statement : s.Action]))) == sort([
+      "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds",
       "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey",
       "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
     ])
@@ -224,13 +226,13 @@ run "every_policy_is_least_privilege" {
     error_message = "audit-log's actions are not exactly its list."
   }
 
-  # Only stage-pending and rollback write secret values.
+  # Only stage-pending writes secret values (rollback may by the design, but only moves labels).
   assert {
-    condition = sort([
+    condition = [
       for name, p in output.iam_policies : name
       if contains(flatten([for s in jsondecode(p).Statement : s.Action]), "secretsmanager:PutSecretValue")
-    ]) == tolist(["rollback", "stage-pending"])
-    error_message = "A role other than stage-pending and rollback may PutSecretValue."
+    ] == ["stage-pending"]
+    error_message = "A role other than stage-pending may PutSecretValue."
   }
 
   # Only stage-pending decrypts candidates, and only under a managed secret's encryption context.
@@ -364,6 +366,7 @@ run "functions_logs_and_secrets" {
       && aws_secretsmanager_secret.this["openai"].tags["rotor:probe"] == "openai"
       && aws_secretsmanager_secret.this["openai"].tags["rotor:app-health-url"] == "https://app.example.com/health"
       && aws_secretsmanager_secret.this["session"].tags["rotor:length"] == "64"
+      && aws_secretsmanager_secret.this["deployer"].tags["rotor:iam-probe-action"] == "iam:GetUser"
     && aws_secretsmanager_secret.this["deployer"].tags["rotor:iam-user"] == "deployer")
     error_message = "The secrets do not carry their rotor:* policy tags."
   }
