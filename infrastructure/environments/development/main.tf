@@ -39,7 +39,7 @@ module "rotor" {
 
   secrets = {
     openai = {
-      name                     = "rotor/development/openai_api_key"
+      name                     = "development/openai_api_key"
       kind                     = "vendor-api-key"
       probe                    = "openai"
       wait_propagation_seconds = 5
@@ -48,7 +48,7 @@ module "rotor" {
       max_age_days             = 30
     }
     session = {
-      name                   = "rotor/development/session_signing_key"
+      name                   = "development/session_signing_key"
       kind                   = "generated"
       length                 = 64
       charset                = "url-safe"

@@ -52,7 +52,7 @@ module "rotor" {
 
   secrets = {
     openai = {
-      name           = "rotor/production/openai_api_key"
+      name           = "production/openai_api_key"
       kind           = "vendor-api-key"
       probe          = "openai"
       app_health_url = "https://app.example.com/healthz"
@@ -60,7 +60,7 @@ module "rotor" {
       max_age_days   = 90
     }
     session = {
-      name                   = "rotor/production/session_signing_key"
+      name                   = "production/session_signing_key"
       kind                   = "generated"
       length                 = 64
       charset                = "url-safe"
@@ -68,7 +68,7 @@ module "rotor" {
       schedule               = "cron(0 4 1 * ? *)"
     }
     deployer = {
-      name                   = "rotor/production/deployer_access_key"
+      name                   = "production/deployer_access_key"
       kind                   = "iam-access-key"
       iam_user               = "rotor-production-deployer"
       wait_consumers_seconds = 300

@@ -5,8 +5,9 @@
 #   these secrets (kms:Encrypt, encryption context SecretId = the secret's name) and use the key
 #   for the rotation state machine's own data (StartExecution/DescribeExecution/
 #   GetExecutionHistory on a state machine encrypted with a customer managed key need
-#   kms:GenerateDataKey/kms:Decrypt under its context). No secretsmanager action: it can never
-#   read a secret, and no key use under a secret's context: it can never decrypt a candidate.
+#   kms:GenerateDataKey/kms:Decrypt under its context). No secretsmanager action (unless
+#   ci_rotate_reads_secret_metadata: DescribeSecret/ListSecretVersionIds, never a value): it can
+#   never read a secret, and no key use under a secret's context: it can never decrypt a candidate.
 # ci-deploy: ships new builds of the six functions (UpdateFunctionCode) and of the state
 #   machine's definition (UpdateStateMachine). Changing the infrastructure itself (roles, keys,
 #   policies) stays a reviewed `terraform apply` by an administrator: a role able to do that could
@@ -42,7 +43,12 @@ locals {
 
   ci_rotate_policy = {
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat(var.ci_rotate_reads_secret_metadata ? [{
+      Sid      = "ReadTheManagedSecretsMetadataNeverAValue"
+      Effect   = "Allow"
+      Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]
+      Resource = local.secret_arns
+      }] : [], [
       {
         Sid      = "StartRotations"
         Effect   = "Allow"
@@ -77,7 +83,7 @@ locals {
           }
         }
       },
-    ]
+    ])
   }
 
   ci_deploy_policy = {

@@ -302,6 +302,12 @@ variable "github_oidc_provider_arn" {
   }
 }
 
+variable "ci_rotate_reads_secret_metadata" {
+  description = "Also let ci-rotate DescribeSecret and ListSecretVersionIds the managed secrets: metadata only (tags, KMS key id, version ids and labels), never a value. `rotor start` checks the secret's policy and finds the candidate key this way; without it, give rotor the key (ROTOR_KMS_KEY_ID) and skip the check. Off: ci-rotate has exactly the issue's list (start/describe/history, kms:Encrypt)."
+  type        = bool
+  default     = false
+}
+
 variable "create_consumer_policy" {
   description = "Whether to create the `app-read-secrets` managed policy (GetSecretValue/DescribeSecret on these secrets, same account only). Its JSON is an output either way."
   type        = bool

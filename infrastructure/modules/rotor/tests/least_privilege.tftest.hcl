@@ -482,6 +482,23 @@ run "without_iam_secrets_no_role_touches_iam" {
   }
 }
 
+run "ci_rotate_metadata_read_is_opt_in_and_never_a_value" {
+  command = apply
+
+  variables {
+    ci_rotate_reads_secret_metadata = true
+  }
+
+  assert {
+    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["ci-rotate"]).Statement : s.Action]))) == sort([
+      "states:StartExecution", "states:DescribeExecution", "states:GetExecutionHistory",
+      "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey",
+      "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds",
+    ])
+    error_message = "ci_rotate_reads_secret_metadata adds exactly DescribeSecret and ListSecretVersionIds."
+  }
+}
+
 run "a_vendor_key_without_probe_is_refused" {
   command = plan
 
