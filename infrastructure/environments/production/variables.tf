@@ -13,6 +13,11 @@ variable "lambda_zip_dir" {
   description = "Folder of the six function zips built by scripts/package; null: the repository's target/lambda-zips."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.lambda_zip_dir == null || length(trimspace(coalesce(var.lambda_zip_dir, " "))) > 0
+    error_message = "lambda_zip_dir must be a folder path (or null for target/lambda-zips)."
+  }
 }
 
 variable "lambda_architecture" {
@@ -51,4 +56,9 @@ variable "alarm_email_addresses" {
   description = "On-call addresses subscribed to the alarm topic."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for a in var.alarm_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", a))])
+    error_message = "alarm_email_addresses must be e-mail addresses."
+  }
 }

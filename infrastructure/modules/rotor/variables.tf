@@ -269,6 +269,11 @@ variable "state_machine_definition_file" {
   description = "Path of rotor's Amazon States Language file, rendered with templatefile() and the six function ARNs. Default: statemachine/rotation.asl.json of the repository this module sits in."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.state_machine_definition_file == null || fileexists(coalesce(var.state_machine_definition_file, "-"))
+    error_message = "state_machine_definition_file must name an existing file."
+  }
 }
 
 variable "github_repository" {

@@ -28,6 +28,11 @@ variable "description" {
   description = "Description of the replica key; null: \"rotor: replica of <primary ARN>\". Pass the rotor module's kms_key_description to keep primary and replicas alike."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.description == null || length(coalesce(var.description, "-")) <= 8192
+    error_message = "description must be at most 8192 characters."
+  }
 }
 
 variable "deletion_window_days" {
@@ -45,6 +50,11 @@ variable "tags" {
   description = "Tags of the replica key."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.tags) : !startswith(k, "aws:")])
+    error_message = "tags may not use the aws: prefix."
+  }
 }
 
 resource "aws_kms_replica_key" "this" {
