@@ -34,17 +34,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The vendors the stand-in plays: the same names as `rotor_core::probe::PROBE_NAMES`.
-pub const VENDORS: &[&str] = &[
-    "openai",
-    "polygon",
-    "finnhub",
-    "alpha-vantage",
-    "alchemy",
-    "newsapi",
-    "walletconnect",
-    "http",
-];
+/// The vendors the stand-in plays: every probe preset rotor knows.
+pub const VENDORS: &[&str] = rotor_core::probe::PROBE_NAMES;
 
 #[derive(Default)]
 struct VendorState {
