@@ -17,7 +17,7 @@
 //! (a warm Lambda retried by Step Functions logs once), and every line carries
 //! `execution_id` so readers keep one line per execution across processes.
 
-use crate::errors::{classify, to_rotor, Call};
+use crate::errors::{map_sdk_error, Call};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
@@ -80,8 +80,8 @@ impl CloudWatchAudit {
             .send()
             .await
             .map_err(|e| {
-                to_rotor(
-                    &classify(&e),
+                map_sdk_error(
+                    &e,
                     Call::new(
                         SERVICE,
                         "PutMetricData",

@@ -1,6 +1,6 @@
 //! [`Iam`] on AWS IAM: a user's access keys.
 
-use crate::errors::{classify, to_rotor, Call};
+use crate::errors::{classify, map_sdk_error, to_rotor, Call};
 use crate::{to_chrono, to_rfc3339};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -59,8 +59,8 @@ impl Iam for AwsIam {
                 .send()
                 .await
                 .map_err(|e| {
-                    to_rotor(
-                        &classify(&e),
+                    map_sdk_error(
+                        &e,
                         Call::new(SERVICE, "ListAccessKeys", &user_subject(user)),
                     )
                 })?;
@@ -141,8 +141,8 @@ impl Iam for AwsIam {
             .send()
             .await
             .map_err(|e| {
-                to_rotor(
-                    &classify(&e),
+                map_sdk_error(
+                    &e,
                     Call::new(
                         SERVICE,
                         "UpdateAccessKey",
@@ -162,8 +162,8 @@ impl Iam for AwsIam {
             .send()
             .await
             .map_err(|e| {
-                to_rotor(
-                    &classify(&e),
+                map_sdk_error(
+                    &e,
                     Call::new(
                         SERVICE,
                         "DeleteAccessKey",
@@ -183,8 +183,8 @@ impl Iam for AwsIam {
             .send()
             .await
             .map_err(|e| {
-                to_rotor(
-                    &classify(&e),
+                map_sdk_error(
+                    &e,
                     Call::new(
                         SERVICE,
                         "GetAccessKeyLastUsed",

@@ -1,6 +1,6 @@
 //! [`Kms`] on AWS KMS: Encrypt/Decrypt under one symmetric key with an encryption context.
 
-use crate::errors::{classify, to_rotor, Call};
+use crate::errors::{classify, map_sdk_error, to_rotor, Call};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_kms::primitives::Blob;
@@ -87,12 +87,7 @@ impl Kms for AwsKms {
             .set_encryption_context(Some(context.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|e| {
-                to_rotor(
-                    &classify(&e),
-                    Call::new(SERVICE, "Encrypt", &self.subject()),
-                )
-            })?;
+            .map_err(|e| map_sdk_error(&e, Call::new(SERVICE, "Encrypt", &self.subject())))?;
         out.ciphertext_blob
             .map(Blob::into_inner)
             .ok_or_else(|| RotorError::internal("KMS Encrypt answered without a CiphertextBlob"))
