@@ -1,4 +1,4 @@
-# GitHub Actions: the OIDC provider and two roles that only the configured repository's jobs in
+# GitHub Actions: the OIDC provider and ci-rotate, which only the configured repository's jobs in
 # the configured environment can assume (subject repo:<owner>/<name>:environment:<env>).
 #
 # ci-rotate: starts rotations and reads their outcome. It may encrypt a candidate for one of
@@ -8,10 +8,7 @@
 #   kms:GenerateDataKey/kms:Decrypt under its context). No secretsmanager action (unless
 #   ci_rotate_reads_secret_metadata: DescribeSecret/ListSecretVersionIds, never a value): it can
 #   never read a secret, and no key use under a secret's context: it can never decrypt a candidate.
-# ci-deploy: ships new builds of the six functions (UpdateFunctionCode) and of the state
-#   machine's definition (UpdateStateMachine). Changing the infrastructure itself (roles, keys,
-#   policies) stays a reviewed `terraform apply` by an administrator: a role able to do that could
-#   grant itself anything.
+# ci-deploy and ci-plan (Terraform from the deploy workflow) are in deploy.tf.
 
 resource "aws_iam_openid_connect_provider" "github" {
   count = var.github_oidc_provider_arn == null ? 1 : 0
@@ -53,7 +50,7 @@ locals {
         Sid      = "StartRotations"
         Effect   = "Allow"
         Action   = ["states:StartExecution"]
-        Resource = [aws_sfn_state_machine.rotation.arn]
+        Resource = [local.state_machine_arn]
       },
       {
         Sid      = "ReadTheOutcomeOfRotations"
@@ -85,42 +82,13 @@ locals {
       },
     ])
   }
-
-  ci_deploy_policy = {
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid      = "ShipNewBuildsOfTheSixFunctions"
-        Effect   = "Allow"
-        Action   = ["lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode"]
-        Resource = [for f in local.function_names : local.function_arns[f]]
-      },
-      {
-        Sid      = "ShipTheStateMachineDefinition"
-        Effect   = "Allow"
-        Action   = ["states:DescribeStateMachine", "states:UpdateStateMachine", "states:ValidateStateMachineDefinition"]
-        Resource = [aws_sfn_state_machine.rotation.arn]
-      },
-      {
-        Sid      = "UseTheKeyForTheRotationStateMachinesDataOnly"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = [aws_kms_key.this.arn]
-        Condition = {
-          StringEquals = {
-            "kms:EncryptionContext:aws:states:stateMachineArn" = local.state_machine_arn
-            "kms:ViaService"                                   = "states.${local.region}.amazonaws.com"
-          }
-        }
-      },
-    ]
-  }
 }
 
 resource "aws_iam_role" "ci_rotate" {
   name                 = "${local.prefix}-ci-rotate"
   description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) starting rotations; never reads a secret"
   assume_role_policy   = jsonencode(local.github_assume_role_policy)
+  permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags
 }
@@ -129,18 +97,4 @@ resource "aws_iam_role_policy" "ci_rotate" {
   name   = "ci-rotate-least-privilege"
   role   = aws_iam_role.ci_rotate.id
   policy = jsonencode(local.ci_rotate_policy)
-}
-
-resource "aws_iam_role" "ci_deploy" {
-  name                 = "${local.prefix}-ci-deploy"
-  description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) shipping function code and the state machine definition"
-  assume_role_policy   = jsonencode(local.github_assume_role_policy)
-  max_session_duration = 3600
-  tags                 = local.tags
-}
-
-resource "aws_iam_role_policy" "ci_deploy" {
-  name   = "ci-deploy-least-privilege"
-  role   = aws_iam_role.ci_deploy.id
-  policy = jsonencode(local.ci_deploy_policy)
 }

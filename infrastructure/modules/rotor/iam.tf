@@ -185,6 +185,7 @@ resource "aws_iam_role" "function" {
   name                 = each.value
   description          = "rotor ${var.environment}: execution role of the ${each.key} function only"
   assume_role_policy   = jsonencode(local.lambda_assume_role_policy)
+  permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags
 }

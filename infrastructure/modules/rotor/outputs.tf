@@ -59,7 +59,7 @@ output "ci_rotate_role_arn" {
 }
 
 output "ci_deploy_role_arn" {
-  description = "Role for GitHub Actions to ship function code and the state machine definition."
+  description = "Role of the deploy workflow's apply job (terraform apply of this deployment; GitHub environment <github_environment>)."
   value       = aws_iam_role.ci_deploy.arn
 }
 
@@ -74,16 +74,32 @@ output "consumer_policy_arn" {
 }
 
 output "iam_policies" {
-  description = "Every identity policy this module writes, as JSON, by role (function names, rotation-sfn, age-check-sfn, scheduler, ci-rotate, ci-deploy, app-read-secrets): for review and the least-privilege tests."
+  description = "Every identity policy this module writes, as JSON, by role (function names, rotation-sfn, age-check-sfn, scheduler, ci-rotate, ci-plan, ci-deploy, app-read-secrets; the ci-deploy role has both ci-plan and ci-deploy): for review and the least-privilege tests."
   value = merge(
     { for f, p in local.function_policies : f => jsonencode(p) },
     {
       "rotation-sfn"     = jsonencode(local.state_machine_policy)
       "ci-rotate"        = jsonencode(local.ci_rotate_policy)
+      "ci-plan"          = jsonencode(local.ci_plan_policy)
       "ci-deploy"        = jsonencode(local.ci_deploy_policy)
       "app-read-secrets" = jsonencode(local.consumer_policy)
     },
     length(aws_iam_role.age_check) > 0 ? { "age-check-sfn" = jsonencode(local.age_check_policy) } : {},
     length(aws_iam_role.scheduler) > 0 ? { "scheduler" = jsonencode(local.scheduler_policy) } : {},
   )
+}
+
+output "ci_plan_role_arn" {
+  description = "Role of the deploy workflow's plan job on pull requests (reads only)."
+  value       = aws_iam_role.ci_plan.arn
+}
+
+output "permissions_boundary_arn" {
+  description = "Permissions boundary every role of the deployment carries (ci-deploy can create roles only with it)."
+  value       = aws_iam_policy.boundary.arn
+}
+
+output "permissions_boundary_json" {
+  description = "The boundary's policy document."
+  value       = jsonencode(local.boundary_policy)
 }

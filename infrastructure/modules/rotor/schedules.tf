@@ -150,6 +150,7 @@ resource "aws_iam_role" "scheduler" {
   name                 = "${local.prefix}-scheduler"
   description          = "rotor ${var.environment}: EventBridge Scheduler starting rotations and age checks"
   assume_role_policy   = jsonencode(local.scheduler_assume_role_policy)
+  permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags
 }
@@ -177,6 +178,7 @@ resource "aws_iam_role" "age_check" {
   name                 = "${local.prefix}-age-check-sfn"
   description          = "rotor ${var.environment}: the age check state machine (lists versions, puts SecretAgeDays)"
   assume_role_policy   = jsonencode(local.states_assume_role_policy)
+  permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags
 }

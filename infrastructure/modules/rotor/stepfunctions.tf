@@ -82,6 +82,7 @@ resource "aws_iam_role" "state_machine" {
   name                 = "${local.prefix}-rotation-sfn"
   description          = "rotor ${var.environment}: the rotation state machine (invokes the six functions only)"
   assume_role_policy   = jsonencode(local.states_assume_role_policy)
+  permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags
 }

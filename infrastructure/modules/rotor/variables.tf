@@ -307,6 +307,28 @@ variable "github_oidc_provider_arn" {
   }
 }
 
+variable "terraform_state_bucket" {
+  description = "S3 bucket of this deployment's Terraform state (the backend's `bucket`). ci-plan may read, ci-deploy read and write, exactly the state object and its lock file. Null: neither role gets state access (local state, or grant it elsewhere)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.terraform_state_bucket == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", coalesce(var.terraform_state_bucket, "-")))
+    error_message = "terraform_state_bucket must be an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')."
+  }
+}
+
+variable "terraform_state_key" {
+  description = "The state object's key in terraform_state_bucket (the backend's `key`, e.g. rotor/production.tfstate)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.terraform_state_key == null) == (var.terraform_state_bucket == null) && (var.terraform_state_key == null || can(regex("^[A-Za-z0-9!_.*'()/-]+$", coalesce(var.terraform_state_key, "-"))))
+    error_message = "terraform_state_key must be set exactly when terraform_state_bucket is, and be an S3 key (letters, digits, / ! _ . * ' ( ) -)."
+  }
+}
+
 variable "ci_rotate_reads_secret_metadata" {
   description = "Also let ci-rotate DescribeSecret and ListSecretVersionIds the managed secrets: metadata only (tags, KMS key id, version ids and labels), never a value. `rotor start` checks the secret's policy and finds the candidate key this way; without it, give rotor the key (ROTOR_KMS_KEY_ID) and skip the check. Off: ci-rotate has exactly the issue's list (start/describe/history, kms:Encrypt)."
   type        = bool

@@ -147,7 +147,7 @@ run "every_policy_is_least_privilege" {
             "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
             "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
             "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-            "cloudwatch:PutMetricData",
+            "cloudwatch:PutMetricData", "kms:ListAliases", "states:ValidateStateMachineDefinition",
           ], a)
         ] if contains(flatten([s.Resource]), "*")
       ]
@@ -165,12 +165,16 @@ run "every_policy_is_least_privilege" {
     error_message = "cloudwatch:PutMetricData without the Rotor namespace condition."
   }
 
-  # Every use of the KMS key by an identity policy is bounded by a condition.
+  # Every use of the KMS key (a cryptographic operation or a grant) that an identity policy
+  # allows is bounded by a condition. (ci-plan and ci-deploy also read the key's metadata.)
   assert {
     condition = alltrue(flatten([
       for name, p in output.iam_policies : [
         for s in jsondecode(p).Statement : can(s.Condition)
-        if anytrue([for a in flatten([s.Action]) : startswith(a, "kms:")])
+        if s.Effect == "Allow" && anytrue([for a in flatten([s.Action]) : contains([
+          "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
+          "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant",
+        ], a)])
       ]
     ]))
     error_message = "A policy allows a KMS operation without a condition."
@@ -226,13 +230,14 @@ run "every_policy_is_least_privilege" {
     error_message = "audit-log's actions are not exactly its list."
   }
 
-  # Only stage-pending writes secret values (rollback may by the design, but only moves labels).
+  # Only stage-pending writes secret values (rollback may by the design, but only moves labels);
+  # ci-deploy writes the placeholder when Terraform creates a secret.
   assert {
     condition = [
       for name, p in output.iam_policies : name
       if contains(flatten([for s in jsondecode(p).Statement : s.Action]), "secretsmanager:PutSecretValue")
-    ] == ["stage-pending"]
-    error_message = "A role other than stage-pending may PutSecretValue."
+    ] == ["ci-deploy", "stage-pending"]
+    error_message = "A role other than stage-pending (and ci-deploy, for Terraform's placeholder) may PutSecretValue."
   }
 
   # Only stage-pending decrypts candidates, and only under a managed secret's encryption context.
@@ -251,13 +256,21 @@ run "every_policy_is_least_privilege" {
     error_message = "stage-pending's candidate decrypt is not bound to the managed secrets' names."
   }
 
-  # Only stage-pending, rollback and revoke-old-iam-key touch IAM keys, of the named users only.
+  # Only stage-pending, rollback and revoke-old-iam-key touch IAM keys, of the named users only;
+  # only ci-plan and ci-deploy (Terraform) have any other IAM permission.
   assert {
     condition = sort([
       for name, p in output.iam_policies : name
-      if anytrue([for s in jsondecode(p).Statement : anytrue([for a in flatten([s.Action]) : startswith(a, "iam:")])])
+      if anytrue([for s in jsondecode(p).Statement : anytrue([for a in flatten([s.Action]) : startswith(a, "iam:") && strcontains(a, "AccessKey")])])
     ]) == tolist(["revoke-old-iam-key", "rollback", "stage-pending"])
-    error_message = "A role other than stage-pending, rollback and revoke-old-iam-key has IAM permissions."
+    error_message = "A role other than stage-pending, rollback and revoke-old-iam-key may touch IAM access keys."
+  }
+  assert {
+    condition = sort([
+      for name, p in output.iam_policies : name
+      if anytrue([for s in jsondecode(p).Statement : anytrue([for a in flatten([s.Action]) : startswith(a, "iam:") && !strcontains(a, "AccessKey")])])
+    ]) == tolist(["ci-deploy", "ci-plan"])
+    error_message = "A role other than ci-plan and ci-deploy has IAM permissions beyond access keys."
   }
   assert {
     condition = alltrue(flatten([
@@ -437,17 +450,137 @@ run "schedules_and_ci_roles" {
     error_message = "The CI roles must trust only the configured repository and environment."
   }
   assert {
-    condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : s.Action]))) == sort([
-      "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode",
-      "states:DescribeStateMachine", "states:UpdateStateMachine", "states:ValidateStateMachineDefinition",
-      "kms:Decrypt", "kms:GenerateDataKey",
-    ])
-    error_message = "ci-deploy's actions are not exactly its list."
-  }
-  assert {
     condition = (sort(distinct(flatten([for s in jsondecode(output.consumer_policy_json).Statement : s.Action]))) == tolist(["kms:Decrypt", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"])
     && jsondecode(output.consumer_policy_json).Statement[0].Condition.StringEquals["aws:ResourceAccount"] == "123456789012")
     error_message = "The consumer policy must be GetSecretValue/DescribeSecret, same account."
+  }
+}
+
+run "terraform_from_ci_plan_and_ci_deploy" {
+  command = apply
+
+  variables {
+    terraform_state_bucket = "example-terraform-state"
+    terraform_state_key    = "rotor/production.tfstate"
+  }
+
+  # ci-plan: pull requests of the repository only; ci-deploy: the protected environment only.
+  assert {
+    condition = jsondecode(aws_iam_role.ci_plan.assume_role_policy).Statement[0].Condition.StringEquals == {
+      "token.actions.githubusercontent.com:aud" = "sts.amazonaws.com"
+      "token.actions.githubusercontent.com:sub" = "repo:example-org/rotor:pull_request"
+    } && length(jsondecode(aws_iam_role.ci_plan.assume_role_policy).Statement) == 1
+    error_message = "ci-plan must trust only the repository's pull requests."
+  }
+  assert {
+    condition     = sort([for a in aws_iam_role_policy_attachment.ci_deploy : a.policy_arn]) == sort([aws_iam_policy.ci_plan.arn, aws_iam_policy.ci_deploy.arn]) && aws_iam_role_policy_attachment.ci_plan.role == aws_iam_role.ci_plan.name
+    error_message = "ci-deploy has the read and the write policy; ci-plan the read policy."
+  }
+
+  # ci-plan only reads: Get/List/Describe, the definition check, and decrypting through
+  # Step Functions or (the placeholders only) Secrets Manager.
+  assert {
+    condition = alltrue(flatten([
+      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : [
+        for a in flatten([s.Action]) : s.Effect == "Allow" && (can(regex("^[a-z0-9]+:(Get|List|Describe)", a)) || contains(["states:ValidateStateMachineDefinition", "kms:Decrypt"], a))
+      ]
+    ]))
+    error_message = "ci-plan may do more than read."
+  }
+  assert {
+    condition = [
+      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : keys(s.Condition.StringEquals)
+      if contains(flatten([s.Action]), "secretsmanager:GetSecretValue")
+    ] == [["secretsmanager:VersionId"]]
+    error_message = "ci-plan may read a secret version other than Terraform's placeholder."
+  }
+  assert {
+    condition = [
+      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : s.Resource if contains(flatten([s.Action]), "s3:GetObject")
+      ] == [[
+        "arn:aws:s3:::example-terraform-state/rotor/production.tfstate",
+        "arn:aws:s3:::example-terraform-state/rotor/production.tfstate.tflock",
+    ]]
+    error_message = "ci-plan reads exactly the state object (and its lock)."
+  }
+  assert {
+    condition = [
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : s.Resource if contains(flatten([s.Action]), "s3:PutObject")
+      ] == [[
+        "arn:aws:s3:::example-terraform-state/rotor/production.tfstate",
+        "arn:aws:s3:::example-terraform-state/rotor/production.tfstate.tflock",
+    ]]
+    error_message = "ci-deploy writes exactly the state object and its lock."
+  }
+
+  # ci-deploy: creates or changes roles only under the boundary, never removes one, never
+  # touches the CI roles, the boundary, the key's policy or lifetime.
+  assert {
+    condition = alltrue([
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement :
+      s.Condition.StringEquals["iam:PermissionsBoundary"] == "arn:aws:iam::123456789012:policy/rotor-test-boundary"
+      if s.Effect == "Allow" && anytrue([for a in flatten([s.Action]) : contains(["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"], a)])
+    ])
+    error_message = "ci-deploy may write a role's permissions without the boundary condition."
+  }
+  assert {
+    condition = alltrue([
+      for target in ["role/rotor-test-ci-deploy", "role/rotor-test-ci-plan", "policy/rotor-test-boundary", "policy/rotor-test-ci-*"] : anytrue([
+        for s in jsondecode(output.iam_policies["ci-deploy"]).Statement :
+        s.Effect == "Deny" && contains(flatten([s.Resource]), "arn:aws:iam::123456789012:${target}") && length(setsubtract([
+          "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePermissionsBoundary",
+          "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy",
+        ], flatten([s.Action]))) == 0
+      ])
+    ])
+    error_message = "ci-deploy is not denied changing the CI roles and the boundary."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement :
+      s.Effect == "Deny" && contains(flatten([s.Action]), "iam:DeleteRolePermissionsBoundary") && contains(flatten([s.Resource]), "arn:aws:iam::123456789012:role/rotor-test-*")
+      ]) && anytrue([
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement :
+      s.Effect == "Deny" && length(setsubtract(["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey"], flatten([s.Action]))) == 0
+    ])
+    error_message = "ci-deploy may remove a boundary or change the key's policy or lifetime."
+  }
+  assert {
+    condition = length(setintersection(toset(flatten([
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : flatten([s.Action]) if s.Effect == "Allow"
+    ])), toset(["kms:CreateKey", "kms:ReplicateKey", "kms:PutKeyPolicy", "iam:CreateOpenIDConnectProvider", "iam:CreateUser", "iam:CreateAccessKey", "iam:PutUserPolicy", "secretsmanager:PutResourcePolicy"]))) == 0
+    error_message = "ci-deploy may create keys, OIDC providers, users or keys, or open a secret's resource policy."
+  }
+
+  # Every role of the deployment except the two CI Terraform roles carries the boundary ...
+  assert {
+    condition = alltrue([
+      for r in concat(values(aws_iam_role.function), [aws_iam_role.state_machine, aws_iam_role.ci_rotate], aws_iam_role.scheduler, aws_iam_role.age_check) :
+      r.permissions_boundary == aws_iam_policy.boundary.arn
+    ]) && aws_iam_policy.boundary.name == "rotor-test-boundary"
+    error_message = "A role of the deployment has no permissions boundary."
+  }
+  # ... and the boundary never cuts what a role's own policy grants.
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [
+        for s in jsondecode(p).Statement : [
+          for a in flatten([s.Action]) : [
+            for r in flatten([s.Resource]) : anytrue([
+              for b in jsondecode(output.permissions_boundary_json).Statement :
+              contains(flatten([b.Action]), a) && anytrue([for br in flatten([b.Resource]) : br == "*" || br == r || (endswith(br, "*") && startswith(r, trimsuffix(br, "*")))])
+            ])
+          ]
+        ] if s.Effect == "Allow"
+      ] if !contains(["ci-plan", "ci-deploy", "app-read-secrets"], name)
+    ]))
+    error_message = "The permissions boundary denies something a role's own policy allows."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for s in jsondecode(output.permissions_boundary_json).Statement : [for a in flatten([s.Action]) : !strcontains(a, "*")]
+    ]))
+    error_message = "The boundary allows a wildcard action."
   }
 }
 
@@ -468,9 +601,13 @@ run "without_iam_secrets_no_role_touches_iam" {
 
   assert {
     condition = alltrue(flatten([
-      for name, p in output.iam_policies : [for s in jsondecode(p).Statement : [for a in flatten([s.Action]) : !startswith(a, "iam:")]]
+      for name, p in merge(output.iam_policies, { boundary = output.permissions_boundary_json }) : [
+        for s in jsondecode(p).Statement : [
+          for a in flatten([s.Action]) : !strcontains(a, "AccessKey") && !anytrue([for r in flatten([s.Resource]) : strcontains(r, ":user/")])
+        ]
+      ]
     ]))
-    error_message = "With no iam-access-key secret, no role may have IAM permissions."
+    error_message = "With no iam-access-key secret, no role may touch IAM users or their keys."
   }
   assert {
     condition     = alltrue([for f, fn in aws_lambda_function.this : one(fn.architectures) == "x86_64"])

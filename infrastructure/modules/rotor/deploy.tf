@@ -1,0 +1,431 @@
+# Terraform from GitHub Actions (.github/workflows/deploy.yml), in two roles:
+#
+# ci-plan: `terraform plan` on pull requests. Trusts repo:<repository>:pull_request, i.e. any
+#   pull request from a branch of the repository (forks get no OIDC token), so it can change
+#   nothing: reads of this deployment only, the state object read-only, and GetSecretValue
+#   only of the placeholder versions Terraform itself wrote (condition secretsmanager:VersionId),
+#   never a rotated value.
+# ci-deploy: `terraform apply` on main, behind the protected GitHub environment (its required
+#   reviewers approve each run). It manages this deployment's resources by their names, and
+#   nothing else:
+#   - every role it creates or changes must carry the permissions boundary below (condition
+#     iam:PermissionsBoundary), and it cannot remove a boundary, so no role of the deployment
+#     can ever do more than the deployment's own policies allow;
+#   - it cannot change itself, ci-plan or the boundary (explicit Deny), nor the KMS key's policy
+#     or lifetime, nor create keys or OIDC providers.
+#   Those changes (and the very first apply, which creates ci-deploy) are an administrator's
+#   `terraform apply`; the deploy workflow then fails with AccessDenied naming the resource.
+#
+# ci-deploy can replace the functions' code, which runs with the functions' roles (they read
+# secrets): the environment's reviewers are the control for that, as for any deploy role.
+
+locals {
+  github_plan_subject = "repo:${var.github_repository}:pull_request"
+
+  # Name patterns of everything this module creates (the secrets have their own names).
+  arn_prefix        = "arn:${local.partition}"
+  iam_arn           = "${local.arn_prefix}:iam::${local.account_id}"
+  deploy_role_arns  = "${local.iam_arn}:role/${local.prefix}-*"
+  ci_deploy_arn     = "${local.iam_arn}:role/${local.prefix}-ci-deploy"
+  ci_plan_arn       = "${local.iam_arn}:role/${local.prefix}-ci-plan"
+  boundary_arn      = "${local.iam_arn}:policy/${local.prefix}-boundary"
+  deploy_policy_arn = "${local.iam_arn}:policy/${local.prefix}-ci-*"
+  consumer_arn      = "${local.iam_arn}:policy/${local.prefix}-app-read-secrets"
+  oidc_arn          = "${local.iam_arn}:oidc-provider/${local.github_oidc_url}"
+  function_patterns = ["${local.arn_prefix}:lambda:${local.region}:${local.account_id}:function:${local.prefix}-*"]
+  log_group_patterns = [
+    "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${local.prefix}-*",
+    "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/vendedlogs/states/${local.prefix}-*",
+  ]
+  state_machine_patterns = ["${local.arn_prefix}:states:${local.region}:${local.account_id}:stateMachine:${local.prefix}-*"]
+  schedule_patterns = [
+    "${local.arn_prefix}:scheduler:${local.region}:${local.account_id}:schedule-group/${local.prefix}",
+    "${local.arn_prefix}:scheduler:${local.region}:${local.account_id}:schedule/${local.prefix}/*",
+  ]
+  topic_patterns = [
+    "${local.arn_prefix}:sns:${local.region}:${local.account_id}:${local.prefix}-alarms",
+    "${local.arn_prefix}:sns:${local.region}:${local.account_id}:${local.prefix}-alarms:*",
+  ]
+  alarm_patterns = ["${local.arn_prefix}:cloudwatch:${local.region}:${local.account_id}:alarm:${local.prefix}-*"]
+  # A secret's ARN ends in '-' and six random characters; replicas share the name in every region.
+  secret_patterns = [for n in local.secret_names : "${local.arn_prefix}:secretsmanager:*:${local.account_id}:secret:${n}-??????"]
+  key_patterns    = concat(local.kms_key_arns, ["${local.arn_prefix}:kms:${local.region}:${local.account_id}:alias/${local.prefix}"])
+  services_using_the_key = flatten([
+    for r in var.regions : [for s in ["lambda", "logs", "scheduler", "secretsmanager", "sns", "states"] : "${s}.${r}.amazonaws.com"]
+  ])
+
+  state_object_arns = var.terraform_state_bucket == null ? [] : [
+    "${local.arn_prefix}:s3:::${var.terraform_state_bucket}/${var.terraform_state_key}",
+    "${local.arn_prefix}:s3:::${var.terraform_state_bucket}/${var.terraform_state_key}.tflock",
+  ]
+  state_statements = var.terraform_state_bucket == null ? [] : [
+    {
+      Sid       = "ListTheStateBucketAtTheStateKey"
+      Effect    = "Allow"
+      Action    = ["s3:ListBucket"]
+      Resource  = ["${local.arn_prefix}:s3:::${var.terraform_state_bucket}"]
+      Condition = { StringLike = { "s3:prefix" = [var.terraform_state_key, "${var.terraform_state_key}.tflock"] } }
+    },
+  ]
+
+  # What `terraform plan` reads (the actions match the calls the AWS provider made against moto
+  # in tests/terraform.rs, which checks them).
+  read_actions = {
+    secretsmanager = ["secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"]
+    kms            = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"]
+    lambda = [
+      "lambda:GetFunction", "lambda:GetFunctionCodeSigningConfig", "lambda:GetFunctionConcurrency",
+      "lambda:GetFunctionConfiguration", "lambda:ListTags", "lambda:ListVersionsByFunction",
+    ]
+    role = [
+      "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+    ]
+    policy = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"]
+    logs   = ["logs:ListTagsForResource", "logs:ListTagsLogGroup"]
+    states = ["states:DescribeStateMachine", "states:ListStateMachineVersions", "states:ListTagsForResource"]
+    scheduler = [
+      "scheduler:GetSchedule", "scheduler:GetScheduleGroup", "scheduler:ListTagsForResource",
+    ]
+    sns = [
+      "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic",
+      "sns:ListTagsForResource",
+    ]
+    cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
+  }
+  read_resources = {
+    secretsmanager = local.secret_patterns
+    kms            = local.key_patterns
+    lambda         = local.function_patterns
+    role           = [local.deploy_role_arns]
+    policy         = [local.boundary_arn, local.consumer_arn, local.deploy_policy_arn]
+    logs           = local.log_group_patterns
+    states         = local.state_machine_patterns
+    scheduler      = local.schedule_patterns
+    sns            = local.topic_patterns
+    cloudwatch     = local.alarm_patterns
+  }
+  read_statements = concat(
+    [for k in sort(keys(local.read_actions)) : {
+      Sid      = "Read${title(k)}OfThisDeployment"
+      Effect   = "Allow"
+      Action   = local.read_actions[k]
+      Resource = local.read_resources[k]
+    }],
+    [
+      {
+        Sid      = "ReadTheOidcProvider"
+        Effect   = "Allow"
+        Action   = ["iam:GetOpenIDConnectProvider"]
+        Resource = [local.oidc_arn]
+      },
+      {
+        # No resource-level permissions for these three.
+        Sid      = "ListWithoutResourceLevelPermissions"
+        Effect   = "Allow"
+        Action   = ["kms:ListAliases", "logs:DescribeLogGroups", "states:ValidateStateMachineDefinition"]
+        Resource = "*"
+      },
+      {
+        # DescribeStateMachine of a state machine encrypted with the key.
+        Sid      = "DecryptTheStateMachinesDefinitionsThroughStepFunctions"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = local.kms_key_arns
+        Condition = {
+          StringLike   = { "kms:EncryptionContext:aws:states:stateMachineArn" = local.state_machine_patterns }
+          StringEquals = { "kms:ViaService" = [for r in var.regions : "states.${r}.amazonaws.com"] }
+        }
+      },
+    ],
+  )
+
+  ci_plan_policy = {
+    Version = "2012-10-17"
+    Statement = concat(local.read_statements, local.state_statements, length(local.state_object_arns) == 0 ? [] : [{
+      Sid      = "ReadTheState"
+      Effect   = "Allow"
+      Action   = ["s3:GetObject"]
+      Resource = local.state_object_arns
+      }], [
+      {
+        # Refreshing aws_secretsmanager_secret_version reads the version Terraform wrote: the
+        # placeholder, by its id. Any other version (a rotated value) is out of reach.
+        Sid      = "ReadOnlyTheBootstrapPlaceholderVersions"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = local.secret_patterns
+        Condition = {
+          StringEquals = { "secretsmanager:VersionId" = [for k in sort(keys(var.secrets)) : aws_secretsmanager_secret_version.bootstrap[k].version_id] }
+        }
+      },
+      {
+        Sid      = "DecryptThePlaceholdersThroughSecretsManager"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = local.kms_key_arns
+        Condition = {
+          StringEquals = { "kms:ViaService" = local.secrets_manager_endpoints }
+          StringLike   = { "kms:EncryptionContext:SecretARN" = local.secret_patterns }
+        }
+      },
+    ])
+  }
+
+  # ci-deploy: the writes. Read actions come from the ci-plan statements (attached to both).
+  iam_writes_on_roles = [
+    "iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
+  ]
+  ci_deploy_policy = {
+    Version = "2012-10-17"
+    Statement = concat(local.state_statements, length(local.state_object_arns) == 0 ? [] : [{
+      Sid      = "ReadAndWriteTheStateAndItsLock"
+      Effect   = "Allow"
+      Action   = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+      Resource = local.state_object_arns
+      }], [
+      {
+        Sid    = "ManageTheSecretsNeverTheirKeys"
+        Effect = "Allow"
+        Action = [
+          "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue",
+          "secretsmanager:PutSecretValue", "secretsmanager:RemoveRegionsFromReplication",
+          "secretsmanager:ReplicateSecretToRegions", "secretsmanager:TagResource", "secretsmanager:UntagResource",
+          "secretsmanager:UpdateSecret", "secretsmanager:UpdateSecretVersionStage",
+        ]
+        Resource = local.secret_patterns
+      },
+      {
+        Sid    = "ManageTheKeysAliasTagsAndRotationNotItsPolicy"
+        Effect = "Allow"
+        Action = [
+          "kms:CreateAlias", "kms:DeleteAlias", "kms:EnableKeyRotation", "kms:TagResource",
+          "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
+        ]
+        Resource = local.key_patterns
+      },
+      {
+        # Creating encrypted secrets, log groups, functions, schedules, topics and state
+        # machines: the caller's key use goes through those services only.
+        Sid      = "UseTheKeyThroughTheDeploymentsServicesOnly"
+        Effect   = "Allow"
+        Action   = ["kms:CreateGrant", "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+        Resource = local.kms_key_arns
+        Condition = {
+          StringEquals = { "kms:ViaService" = local.services_using_the_key }
+        }
+      },
+      {
+        Sid    = "ManageTheFunctions"
+        Effect = "Allow"
+        Action = [
+          "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:DeleteFunctionConcurrency",
+          "lambda:PutFunctionConcurrency", "lambda:TagResource", "lambda:UntagResource",
+          "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+        ]
+        Resource = local.function_patterns
+      },
+      {
+        Sid      = "CreateAndChangeRolesOnlyUnderTheBoundary"
+        Effect   = "Allow"
+        Action   = local.iam_writes_on_roles
+        Resource = [local.deploy_role_arns]
+        Condition = {
+          StringEquals = { "iam:PermissionsBoundary" = local.boundary_arn }
+        }
+      },
+      {
+        Sid    = "ManageTheRoles"
+        Effect = "Allow"
+        Action = [
+          "iam:DeleteRole", "iam:ListInstanceProfilesForRole", "iam:TagRole", "iam:UntagRole",
+          "iam:UpdateAssumeRolePolicy", "iam:UpdateRole", "iam:UpdateRoleDescription",
+        ]
+        Resource = [local.deploy_role_arns]
+      },
+      {
+        Sid      = "PassTheRolesToTheirServices"
+        Effect   = "Allow"
+        Action   = ["iam:PassRole"]
+        Resource = [local.deploy_role_arns]
+        Condition = {
+          StringEquals = { "iam:PassedToService" = ["lambda.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com"] }
+        }
+      },
+      {
+        Sid    = "ManageTheConsumerPolicy"
+        Effect = "Allow"
+        Action = [
+          "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
+          "iam:TagPolicy", "iam:UntagPolicy",
+        ]
+        Resource = [local.consumer_arn]
+      },
+      {
+        Sid    = "ManageTheLogGroups"
+        Effect = "Allow"
+        Action = [
+          "logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:DeleteRetentionPolicy",
+          "logs:DisassociateKmsKey", "logs:PutRetentionPolicy", "logs:TagLogGroup", "logs:TagResource",
+          "logs:UntagLogGroup", "logs:UntagResource",
+        ]
+        Resource = local.log_group_patterns
+      },
+      {
+        Sid    = "ManageTheStateMachines"
+        Effect = "Allow"
+        Action = [
+          "states:CreateStateMachine", "states:DeleteStateMachine", "states:TagResource",
+          "states:UntagResource", "states:UpdateStateMachine",
+        ]
+        Resource = local.state_machine_patterns
+      },
+      {
+        Sid    = "ManageTheSchedules"
+        Effect = "Allow"
+        Action = [
+          "scheduler:CreateSchedule", "scheduler:CreateScheduleGroup", "scheduler:DeleteSchedule",
+          "scheduler:DeleteScheduleGroup", "scheduler:TagResource", "scheduler:UntagResource",
+          "scheduler:UpdateSchedule",
+        ]
+        Resource = local.schedule_patterns
+      },
+      {
+        Sid    = "ManageTheAlarmTopic"
+        Effect = "Allow"
+        Action = [
+          "sns:CreateTopic", "sns:DeleteTopic", "sns:SetSubscriptionAttributes", "sns:SetTopicAttributes",
+          "sns:Subscribe", "sns:TagResource", "sns:Unsubscribe", "sns:UntagResource",
+        ]
+        Resource = local.topic_patterns
+      },
+      {
+        Sid      = "ManageTheAlarms"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
+        Resource = local.alarm_patterns
+      },
+      {
+        Sid    = "NeverChangeTheCiRolesOrTheBoundary"
+        Effect = "Deny"
+        Action = concat(local.iam_writes_on_roles, [
+          "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:DeleteRole",
+          "iam:DeleteRolePermissionsBoundary", "iam:SetDefaultPolicyVersion", "iam:UpdateAssumeRolePolicy",
+        ])
+        Resource = [local.ci_deploy_arn, local.ci_plan_arn, local.boundary_arn, local.deploy_policy_arn]
+      },
+      {
+        Sid      = "NeverRemoveABoundary"
+        Effect   = "Deny"
+        Action   = ["iam:DeleteRolePermissionsBoundary"]
+        Resource = [local.deploy_role_arns]
+      },
+      {
+        Sid    = "NeverChangeTheKeysPolicyOrLifetime"
+        Effect = "Deny"
+        Action = [
+          "kms:CancelKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy",
+          "kms:ScheduleKeyDeletion",
+        ]
+        Resource = local.kms_key_arns
+      },
+    ])
+  }
+
+  # The permissions boundary: per service, the union of the actions of every role ci-deploy may
+  # create or change, on this deployment's resources. The roles' own policies (with their
+  # conditions) stay the real grant; the boundary only caps what an edited policy could add.
+  bounded_policies = concat(
+    values(local.function_policies),
+    [local.state_machine_policy, local.ci_rotate_policy],
+    length(local.scheduled_state_machine_arns) > 0 ? [local.scheduler_policy] : [],
+    length(local.age_check_schedules) > 0 ? [local.age_check_policy] : [],
+  )
+  bounded_actions = sort(distinct(flatten([
+    for p in local.bounded_policies : [for s in p.Statement : flatten([s.Action]) if s.Effect == "Allow"]
+  ])))
+  boundary_resources = {
+    secretsmanager = local.secret_arns_all_regions
+    kms            = local.kms_key_arns
+    iam            = length(local.iam_user_arns) > 0 ? local.iam_user_arns : ["${local.iam_arn}:user/${local.prefix}-none"]
+    lambda         = concat(local.function_patterns, [for p in local.function_patterns : "${p}:*"])
+    states = concat(local.state_machine_patterns, [
+      "${local.arn_prefix}:states:${local.region}:${local.account_id}:execution:${local.prefix}-*",
+    ])
+    # Log delivery, X-Ray and PutMetricData have no resource-level permissions.
+    logs       = ["*"]
+    xray       = ["*"]
+    cloudwatch = ["*"]
+  }
+  boundary_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      for svc in sort(distinct([for a in local.bounded_actions : split(":", a)[0]])) : {
+        Sid      = "AtMost${title(svc)}OfThisDeployment"
+        Effect   = "Allow"
+        Action   = [for a in local.bounded_actions : a if startswith(a, "${svc}:")]
+        Resource = local.boundary_resources[svc]
+      }
+    ]
+  }
+}
+
+resource "aws_iam_policy" "boundary" {
+  name        = "${local.prefix}-boundary"
+  description = "rotor ${var.environment}: permissions boundary of every role of the deployment (at most what their policies allow, on this deployment's resources)"
+  policy      = jsonencode(local.boundary_policy)
+  tags        = local.tags
+}
+
+resource "aws_iam_policy" "ci_plan" {
+  name        = "${local.prefix}-ci-plan"
+  description = "rotor ${var.environment}: terraform plan of this deployment (reads only)"
+  policy      = jsonencode(local.ci_plan_policy)
+  tags        = local.tags
+}
+
+resource "aws_iam_policy" "ci_deploy" {
+  name        = "${local.prefix}-ci-deploy"
+  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)"
+  policy      = jsonencode(local.ci_deploy_policy)
+  tags        = local.tags
+}
+
+resource "aws_iam_role" "ci_plan" {
+  name        = "${local.prefix}-ci-plan"
+  description = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, pull requests) running terraform plan; reads only"
+  assume_role_policy = jsonencode(merge(local.github_assume_role_policy, {
+    Statement = [merge(local.github_assume_role_policy.Statement[0], {
+      Sid = "GitHubActionsPullRequestsOfTheConfiguredRepositoryOnly"
+      Condition = { StringEquals = {
+        "${local.github_oidc_url}:aud" = "sts.amazonaws.com"
+        "${local.github_oidc_url}:sub" = local.github_plan_subject
+      } }
+    })]
+  }))
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "ci_plan" {
+  role       = aws_iam_role.ci_plan.name
+  policy_arn = aws_iam_policy.ci_plan.arn
+}
+
+resource "aws_iam_role" "ci_deploy" {
+  name                 = "${local.prefix}-ci-deploy"
+  description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) running terraform apply"
+  assume_role_policy   = jsonencode(local.github_assume_role_policy)
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "ci_deploy" {
+  for_each = {
+    read  = aws_iam_policy.ci_plan.arn
+    write = aws_iam_policy.ci_deploy.arn
+  }
+
+  role       = aws_iam_role.ci_deploy.name
+  policy_arn = each.value
+}
