@@ -61,7 +61,11 @@ fn required_env(name: &str, what: &str) -> String {
 
 fn terraform_bin() -> PathBuf {
     let bin = PathBuf::from(required_env("ROTOR_TERRAFORM", "the Terraform binary"));
-    assert!(bin.is_file(), "ROTOR_TERRAFORM={} does not exist", bin.display());
+    assert!(
+        bin.is_file(),
+        "ROTOR_TERRAFORM={} does not exist",
+        bin.display()
+    );
     let rc = PathBuf::from(required_env(
         "TF_CLI_CONFIG_FILE",
         "the Terraform CLI config with the provider filesystem_mirror",
@@ -151,6 +155,11 @@ fn run(mut cmd: Command, limit: Duration) -> Ran {
 
 /// `terraform -chdir=<dir> <args>` with `-no-color`, no prompts.
 fn tf(dir: &Path, args: &[&str], limit: Duration) -> Ran {
+    tf_logged(dir, args, limit, None)
+}
+
+/// [`tf`], with Terraform's debug log (every AWS call the provider makes) appended to `log`.
+fn tf_logged(dir: &Path, args: &[&str], limit: Duration, log: Option<&Path>) -> Ran {
     let mut cmd = Command::new(terraform_bin());
     cmd.arg(format!("-chdir={}", dir.display()))
         .args(args)
@@ -158,6 +167,10 @@ fn tf(dir: &Path, args: &[&str], limit: Duration) -> Ran {
         .env("TF_INPUT", "0")
         .env_remove("TF_DATA_DIR")
         .env_remove("TF_WORKSPACE");
+    match log {
+        Some(path) => cmd.env("TF_LOG", "DEBUG").env("TF_LOG_PATH", path),
+        None => cmd.env_remove("TF_LOG").env_remove("TF_LOG_PATH"),
+    };
     run(cmd, limit)
 }
 
@@ -175,9 +188,9 @@ fn transient(ran: &Ran) -> bool {
         .any(|m| ran.stderr.contains(m) || ran.stdout.contains(m))
 }
 
-/// [`tf`], run again (at most twice) after a transient connection failure to moto.
-fn tf_moto(dir: &Path, args: &[&str], limit: Duration) -> Ran {
-    let mut ran = tf(dir, args, limit);
+/// [`tf_logged`], run again (at most twice) after a transient connection failure to moto.
+fn tf_moto(dir: &Path, args: &[&str], limit: Duration, log: Option<&Path>) -> Ran {
+    let mut ran = tf_logged(dir, args, limit, log);
     for _ in 0..2 {
         if !transient(&ran) {
             break;
@@ -186,7 +199,7 @@ fn tf_moto(dir: &Path, args: &[&str], limit: Duration) -> Ran {
             "terraform {}: a connection to moto dropped, running it again",
             args[0]
         );
-        ran = tf(dir, args, limit);
+        ran = tf_logged(dir, args, limit, log);
     }
     ran
 }
@@ -196,7 +209,11 @@ fn tf_ok(dir: &Path, args: &[&str], limit: Duration) -> Ran {
     assert!(
         ran.ok,
         "{}",
-        ran.show(&format!("terraform {} in {}", args.join(" "), dir.display()))
+        ran.show(&format!(
+            "terraform {} in {}",
+            args.join(" "),
+            dir.display()
+        ))
     );
     ran
 }
@@ -229,7 +246,10 @@ fn work_copy() -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir");
     let root = repo_root();
-    copy_tree(&root.join("infrastructure"), &dir.path().join("infrastructure"));
+    copy_tree(
+        &root.join("infrastructure"),
+        &dir.path().join("infrastructure"),
+    );
     copy_tree(&root.join("statemachine"), &dir.path().join("statemachine"));
     dir
 }
@@ -252,7 +272,9 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// A zip (stored, not deflated) holding one executable `bootstrap`.
 fn placeholder_zip(path: &Path, function: &str) {
-    let body = format!("#!/bin/sh\necho 'placeholder for {function}: build with scripts/package'\nexit 1\n");
+    let body = format!(
+        "#!/bin/sh\necho 'placeholder for {function}: build with scripts/package'\nexit 1\n"
+    );
     let data = body.as_bytes();
     let crc = crc32(data);
     let name = b"bootstrap";
@@ -480,6 +502,10 @@ async fn applies_replans_clean_and_destroys_on_moto() {
         all
     };
     let limit = Duration::from_secs(600);
+    // Terraform's debug logs: the AWS calls of each step, checked against the CI roles.
+    let apply_log = copy.path().join("apply.log");
+    let replan_log = copy.path().join("replan.log");
+    let destroy_log = copy.path().join("destroy.log");
 
     tf_ok(&root, &["init", "-input=false", "-no-color"], limit);
     let plan_args = with_vars(&["plan", "-input=false", "-no-color", "-out=tfplan"]);
@@ -487,15 +513,22 @@ async fn applies_replans_clean_and_destroys_on_moto() {
         &root,
         &plan_args.iter().map(String::as_str).collect::<Vec<_>>(),
         limit,
+        None,
     );
     assert!(plan.ok, "{}", plan.show("first plan"));
     assert!(
-        plan.stdout.contains("Plan: ") && plan.stdout.contains(" to add, 0 to change, 0 to destroy"),
+        plan.stdout.contains("Plan: ")
+            && plan.stdout.contains(" to add, 0 to change, 0 to destroy"),
         "{}",
         plan.show("first plan")
     );
 
-    let mut apply = tf(&root, &["apply", "-input=false", "-no-color", "tfplan"], limit);
+    let mut apply = tf_logged(
+        &root,
+        &["apply", "-input=false", "-no-color", "tfplan"],
+        limit,
+        Some(&apply_log),
+    );
     if transient(&apply) {
         // The saved plan is spent: finish with a fresh plan from the state it left.
         eprintln!("terraform apply: a connection to moto dropped, applying again");
@@ -504,6 +537,7 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             &root,
             &apply_args.iter().map(String::as_str).collect::<Vec<_>>(),
             limit,
+            Some(&apply_log),
         );
         apply = Ran {
             elapsed: apply.elapsed + again.elapsed,
@@ -516,6 +550,7 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             root,
             &destroy_args.iter().map(String::as_str).collect::<Vec<_>>(),
             limit,
+            Some(&destroy_log),
         )
     };
     // Managed resources in the state (data sources are not deployed).
@@ -553,6 +588,7 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             &root,
             &replan_args.iter().map(String::as_str).collect::<Vec<_>>(),
             limit,
+            Some(&replan_log),
         );
         assert_eq!(
             replan.code,
@@ -560,7 +596,11 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             "the plan after apply must say no changes (exit 0, 2 = changes):\n{}",
             replan.show("re-plan")
         );
-        assert!(replan.stdout.contains("No changes."), "{}", replan.show("re-plan"));
+        assert!(
+            replan.stdout.contains("No changes."),
+            "{}",
+            replan.show("re-plan")
+        );
 
         let outputs = tf_ok(&root, &["output", "-json", "-no-color"], limit);
         let outputs: Value = serde_json::from_str(&outputs.stdout).expect("terraform output -json");
@@ -570,7 +610,9 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             .to_string();
         let expected: BTreeSet<String> = FUNCTIONS
             .iter()
-            .map(|f| format!("arn:aws:lambda:us-east-1:123456789012:function:rotor-{environment}-{f}"))
+            .map(|f| {
+                format!("arn:aws:lambda:us-east-1:123456789012:function:rotor-{environment}-{f}")
+            })
             .collect();
         let from_outputs: BTreeSet<String> = outputs["function_arns"]["value"]
             .as_object()
@@ -611,14 +653,90 @@ async fn applies_replans_clean_and_destroys_on_moto() {
         if let Some(tracing) = described.tracing_configuration() {
             assert!(tracing.enabled(), "X-Ray tracing must be on");
         }
+
+        // The deploy workflow's roles as deployed: the plan job's role covers every call of a
+        // refresh, and the boundary is on every role ci-deploy may change.
+        let iam = rotor_tests::moto::iam_client().await;
+        let prefix = format!("rotor-{environment}");
+        let ci_plan = deployed_policy_actions(&iam, &format!("{prefix}-ci-plan")).await;
+        let mut ci_deploy = deployed_policy_actions(&iam, &format!("{prefix}-ci-deploy")).await;
+        ci_deploy.extend(deployed_policy_actions(&iam, &format!("{prefix}-ci-deploy-iam")).await);
+        deployed_policy_actions(&iam, &format!("{prefix}-boundary")).await;
+        let refresh = aws_calls(&replan_log);
+        assert!(
+            refresh.len() >= 20,
+            "the re-plan's debug log shows only {} AWS calls: {refresh:?}",
+            refresh.len()
+        );
+        let missing: Vec<_> = refresh
+            .iter()
+            .filter(|a| !ci_plan.contains(*a) && !NEEDS_NO_PERMISSION.contains(&a.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "terraform plan called {missing:?}, which ci-plan does not allow"
+        );
+        let bounded = FUNCTIONS
+            .iter()
+            .map(|f| f.to_string())
+            .chain(["rotation-sfn", "scheduler", "age-check-sfn", "ci-rotate"].map(String::from));
+        let boundary = format!("arn:aws:iam::123456789012:policy/{prefix}-boundary");
+        for role in bounded {
+            let name = format!("{prefix}-{role}");
+            let got = iam
+                .get_role()
+                .role_name(&name)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GetRole {name}: {e:?}"));
+            let attached = got
+                .role()
+                .and_then(|r| r.permissions_boundary())
+                .and_then(|b| b.permissions_boundary_arn());
+            assert_eq!(
+                attached,
+                Some(boundary.as_str()),
+                "{name}'s permissions boundary"
+            );
+        }
+        (ci_plan, ci_deploy)
     };
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(checks)).await;
 
     let destroyed = destroy(&root);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let (ci_plan, ci_deploy) = match outcome {
+        Ok(roles) => roles,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     assert!(destroyed.ok, "{}", destroyed.show("terraform destroy"));
+
+    // Every call of the apply and the destroy is ci-deploy's (with ci-plan's reads), except the
+    // few an administrator makes: creating and deleting the key and the OIDC provider.
+    let mut writes = aws_calls(&apply_log);
+    writes.extend(aws_calls(&destroy_log));
+    for admin in ADMIN_ONLY {
+        assert!(
+            writes.contains(admin),
+            "the apply/destroy log shows no {admin}: is the debug log still parsed right? {writes:?}"
+        );
+        assert!(
+            !ci_deploy.contains(admin),
+            "ci-deploy may {admin}: that is the administrator's"
+        );
+    }
+    let missing: Vec<_> = writes
+        .iter()
+        .filter(|a| {
+            !ci_deploy.contains(*a)
+                && !ci_plan.contains(*a)
+                && !ADMIN_ONLY.contains(&a.as_str())
+                && !NEEDS_NO_PERMISSION.contains(&a.as_str())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "terraform apply/destroy called {missing:?}, which ci-deploy does not allow"
+    );
     assert!(
         destroyed.stdout.contains("Destroy complete!"),
         "{}",
@@ -635,6 +753,158 @@ async fn applies_replans_clean_and_destroys_on_moto() {
     );
 }
 
+/// Calls of a whole apply or destroy that ci-deploy may not make: the administrator's first
+/// apply creates the key, its replica and the OIDC provider; deleting them ends the deployment.
+const ADMIN_ONLY: [&str; 5] = [
+    "kms:CreateKey",
+    "kms:ReplicateKey",
+    "kms:ScheduleKeyDeletion",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:DeleteOpenIDConnectProvider",
+];
+
+/// Calls IAM never denies.
+const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
+
+/// The IAM action of each AWS call in a Terraform debug log (`rpc.service` and `rpc.method` of
+/// the provider's "HTTP Request Sent"/"HTTP Response Received" entries; a request entry that
+/// carries a function's zip is cut before those fields, its response entry is not).
+fn aws_calls(log: &Path) -> BTreeSet<String> {
+    let text = fs::read_to_string(log).unwrap_or_else(|e| panic!("read {}: {e}", log.display()));
+    let mut calls = BTreeSet::new();
+    let mut entry = String::new();
+    let mut flush = |entry: &str| {
+        if !entry.contains("HTTP Request Sent") && !entry.contains("HTTP Response Received") {
+            return;
+        }
+        if let (Some(service), Some(method)) = (
+            log_field(entry, "rpc.service"),
+            log_field(entry, "rpc.method"),
+        ) {
+            let prefix = match service.as_str() {
+                "CloudWatch" => "cloudwatch",
+                "CloudWatch Logs" => "logs",
+                "IAM" => "iam",
+                "KMS" => "kms",
+                "Lambda" => "lambda",
+                "SFN" => "states",
+                "SNS" => "sns",
+                "STS" => "sts",
+                "Scheduler" => "scheduler",
+                "Secrets Manager" => "secretsmanager",
+                "S3" => "s3",
+                other => panic!("a call to {other} (not mapped to an IAM service prefix here)"),
+            };
+            calls.insert(format!("{prefix}:{method}"));
+        }
+    };
+    for line in text.lines() {
+        // Each entry starts with its timestamp; continuation lines belong to the entry before.
+        if line.len() > 4
+            && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && line.as_bytes()[4] == b'-'
+        {
+            flush(&entry);
+            entry.clear();
+        }
+        entry.push_str(line);
+        entry.push('\n');
+    }
+    flush(&entry);
+    calls
+}
+
+/// A field of a Terraform log entry: `name=value`, `name="two words"` or JSON `"name":"value"`.
+fn log_field(entry: &str, name: &str) -> Option<String> {
+    if let Some(at) = entry.find(&format!("\"{name}\":\"")) {
+        let rest = &entry[at + name.len() + 4..];
+        return rest.find('"').map(|end| rest[..end].to_string());
+    }
+    let at = entry.find(&format!(" {name}="))?;
+    let rest = &entry[at + name.len() + 2..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        return quoted.find('"').map(|end| quoted[..end].to_string());
+    }
+    Some(rest.split_whitespace().next().unwrap_or("").to_string())
+}
+
+/// The Allow actions of a deployed managed policy, read back through IAM; also checks the size
+/// AWS allows a managed policy (6,144 characters without whitespace), which moto does not.
+async fn deployed_policy_actions(iam: &aws_sdk_iam::Client, name: &str) -> BTreeSet<String> {
+    let arn = format!("arn:aws:iam::123456789012:policy/{name}");
+    let policy = iam
+        .get_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetPolicy {arn}: {e:?}"));
+    let version = policy
+        .policy()
+        .and_then(|p| p.default_version_id())
+        .unwrap_or_else(|| panic!("{arn} has no default version"))
+        .to_string();
+    let got = iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id(&version)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetPolicyVersion {arn}: {e:?}"));
+    let raw = got
+        .policy_version()
+        .and_then(|v| v.document())
+        .unwrap_or_else(|| panic!("{arn} has no document"));
+    // IAM returns the document URL-encoded (RFC 3986); moto may not.
+    let text = if raw.trim_start().starts_with('{') {
+        raw.to_string()
+    } else {
+        percent_decode(raw)
+    };
+    let document: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{arn}: {e}: {text}"));
+    let compact = serde_json::to_string(&document).expect("JSON");
+    let size = compact.chars().filter(|c| !c.is_whitespace()).count();
+    assert!(
+        size <= 6144,
+        "{name} is {size} characters: AWS refuses managed policies over 6,144"
+    );
+    eprintln!("{name}: {size} of 6,144 characters");
+    let statements = document["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(all) => all
+                .iter()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("URL-encoded UTF-8")
+}
+
 /// The checkov venv (target/checkov-venv from requirements-checkov.txt), built when missing or
 /// when that file changed; built aside and renamed into place, so two runs never share a
 /// half-built one.
@@ -648,14 +918,23 @@ fn checkov_python() -> PathBuf {
     if python.is_file() && fs::read_to_string(stamp(&venv)).is_ok_and(|s| s == wanted) {
         return python;
     }
-    let building = root.join(format!("target/checkov-venv.building-{}", std::process::id()));
+    let building = root.join(format!(
+        "target/checkov-venv.building-{}",
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&building);
     fs::create_dir_all(root.join("target")).expect("target/");
-    eprintln!("checkov: creating target/checkov-venv from requirements-checkov.txt (about a minute)");
+    eprintln!(
+        "checkov: creating target/checkov-venv from requirements-checkov.txt (about a minute)"
+    );
     let mut venv_cmd = Command::new("python3");
     venv_cmd.args(["-m", "venv"]).arg(&building);
     let ran = run(venv_cmd, Duration::from_secs(120));
-    assert!(ran.ok, "{}", ran.show("python3 -m venv (on Debian: apt-get install python3-venv)"));
+    assert!(
+        ran.ok,
+        "{}",
+        ran.show("python3 -m venv (on Debian: apt-get install python3-venv)")
+    );
     let mut pip = Command::new(building.join("bin/python"));
     pip.args([
         "-m",
@@ -668,7 +947,11 @@ fn checkov_python() -> PathBuf {
     ])
     .arg(&requirements);
     let ran = run(pip, Duration::from_secs(900));
-    assert!(ran.ok, "{}", ran.show("pip install -r requirements-checkov.txt"));
+    assert!(
+        ran.ok,
+        "{}",
+        ran.show("pip install -r requirements-checkov.txt")
+    );
     fs::write(stamp(&building), &wanted).expect("stamp");
     let _ = fs::remove_dir_all(&venv);
     if fs::rename(&building, &venv).is_err() {
@@ -712,7 +995,10 @@ fn inline_skips() -> Vec<(String, String, String)> {
 fn checkov_finds_nothing() {
     // Every skip is inline, with its reason, and one of the argued ones.
     let skips = inline_skips();
-    assert!(!skips.is_empty(), "no inline skip found: is the scan reading the right tree?");
+    assert!(
+        !skips.is_empty(),
+        "no inline skip found: is the scan reading the right tree?"
+    );
     for (file, id, reason) in &skips {
         assert!(
             reason.len() >= 30,
@@ -763,7 +1049,11 @@ fn checkov_finds_nothing() {
             "checkov could not parse some Terraform:\n{}",
             ran.show("checkov")
         );
-        for f in r["results"]["failed_checks"].as_array().into_iter().flatten() {
+        for f in r["results"]["failed_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             failed.push(format!(
                 "{} {} ({}:{})",
                 f["check_id"].as_str().unwrap_or("?"),
@@ -772,7 +1062,11 @@ fn checkov_finds_nothing() {
                 f["file_line_range"]
             ));
         }
-        for s in r["results"]["skipped_checks"].as_array().into_iter().flatten() {
+        for s in r["results"]["skipped_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let id = s["check_id"].as_str().unwrap_or("?").to_string();
             let reason = s["check_result"]["suppress_comment"]
                 .as_str()
@@ -786,8 +1080,16 @@ fn checkov_finds_nothing() {
             skipped_ids.insert(id);
         }
     }
-    assert!(failed.is_empty(), "checkov failed checks:\n{}", failed.join("\n"));
-    assert!(passed > 50, "checkov passed only {passed} checks:\n{}", ran.show("checkov"));
+    assert!(
+        failed.is_empty(),
+        "checkov failed checks:\n{}",
+        failed.join("\n")
+    );
+    assert!(
+        passed > 50,
+        "checkov passed only {passed} checks:\n{}",
+        ran.show("checkov")
+    );
     eprintln!("checkov: {passed} passed, 0 failed, {skipped} skipped ({skipped_ids:?})");
     for id in &skipped_ids {
         assert!(

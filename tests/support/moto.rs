@@ -170,6 +170,23 @@ pub async fn sfn_client() -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::new(&config)
 }
 
+/// An IAM client for moto, like [`sfn_client`].
+pub async fn iam_client() -> aws_sdk_iam::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "rotor-tests",
+        ))
+        .load()
+        .await;
+    aws_sdk_iam::Client::new(&config)
+}
+
 /// The end of one execution on moto.
 #[derive(Debug, Clone)]
 pub struct MotoOutcome {

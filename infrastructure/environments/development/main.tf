@@ -25,13 +25,15 @@ provider "aws" {
 module "rotor" {
   source = "../../modules/rotor"
 
-  environment         = "development"
-  regions             = [var.region]
-  lambda_zip_dir      = coalesce(var.lambda_zip_dir, "${path.root}/../../../target/lambda-zips")
-  lambda_architecture = var.lambda_architecture
-  github_repository   = var.github_repository
-  github_environment  = "development"
-  log_level           = "rotor=debug,info"
+  environment            = "development"
+  regions                = [var.region]
+  lambda_zip_dir         = coalesce(var.lambda_zip_dir, "${path.root}/../../../target/lambda-zips")
+  lambda_architecture    = var.lambda_architecture
+  github_repository      = var.github_repository
+  github_environment     = "development"
+  terraform_state_bucket = var.terraform_state_bucket
+  terraform_state_key    = var.terraform_state_key
+  log_level              = "rotor=debug,info"
 
   # Development: short waits, deletions that can be undone for a week.
   kms_deletion_window_days    = 7

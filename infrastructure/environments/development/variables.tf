@@ -32,11 +32,23 @@ variable "lambda_architecture" {
 }
 
 variable "github_repository" {
-  description = "owner/name of the GitHub repository whose `development` environment may assume ci-rotate and ci-deploy."
+  description = "owner/name of the GitHub repository whose `development` environment may assume ci-rotate and ci-deploy (and whose pull requests ci-plan)."
   type        = string
 
   validation {
     condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
     error_message = "github_repository must be owner/name."
   }
+}
+
+variable "terraform_state_bucket" {
+  description = "The backend's S3 bucket (the deploy workflow sets TF_VAR_terraform_state_bucket): ci-plan reads and ci-deploy writes exactly this deployment's state object there. Null: the CI roles get no state access."
+  type        = string
+  default     = null
+}
+
+variable "terraform_state_key" {
+  description = "The backend's state key (the deploy workflow uses rotor/development.tfstate)."
+  type        = string
+  default     = null
 }

@@ -41,14 +41,16 @@ module "kms_replica" {
 module "rotor" {
   source = "../../modules/rotor"
 
-  environment           = "production"
-  regions               = [var.region, var.replica_region]
-  replica_kms_key_arns  = { (var.replica_region) = module.kms_replica.arn }
-  lambda_zip_dir        = coalesce(var.lambda_zip_dir, "${path.root}/../../../target/lambda-zips")
-  lambda_architecture   = var.lambda_architecture
-  github_repository     = var.github_repository
-  github_environment    = "production"
-  alarm_email_addresses = var.alarm_email_addresses
+  environment            = "production"
+  regions                = [var.region, var.replica_region]
+  replica_kms_key_arns   = { (var.replica_region) = module.kms_replica.arn }
+  lambda_zip_dir         = coalesce(var.lambda_zip_dir, "${path.root}/../../../target/lambda-zips")
+  lambda_architecture    = var.lambda_architecture
+  github_repository      = var.github_repository
+  github_environment     = "production"
+  terraform_state_bucket = var.terraform_state_bucket
+  terraform_state_key    = var.terraform_state_key
+  alarm_email_addresses  = var.alarm_email_addresses
 
   secrets = {
     openai = {

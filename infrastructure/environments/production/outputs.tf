@@ -19,8 +19,13 @@ output "ci_rotate_role_arn" {
 }
 
 output "ci_deploy_role_arn" {
-  description = "Role of the deploy workflow (GitHub environment production)."
+  description = "Role of the deploy workflow's apply job (GitHub environment production, variable ROTOR_CI_DEPLOY_ROLE_ARN)."
   value       = module.rotor.ci_deploy_role_arn
+}
+
+output "ci_plan_role_arn" {
+  description = "Role of the deploy workflow's plan job on pull requests (repository variable ROTOR_CI_PLAN_ROLE_ARN_PRODUCTION)."
+  value       = module.rotor.ci_plan_role_arn
 }
 
 output "consumer_policy_json" {

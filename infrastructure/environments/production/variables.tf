@@ -32,7 +32,7 @@ variable "lambda_architecture" {
 }
 
 variable "github_repository" {
-  description = "owner/name of the GitHub repository whose `production` environment may assume ci-rotate and ci-deploy."
+  description = "owner/name of the GitHub repository whose `production` environment may assume ci-rotate and ci-deploy (and whose pull requests ci-plan)."
   type        = string
 
   validation {
@@ -61,4 +61,16 @@ variable "alarm_email_addresses" {
     condition     = alltrue([for a in var.alarm_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", a))])
     error_message = "alarm_email_addresses must be e-mail addresses."
   }
+}
+
+variable "terraform_state_bucket" {
+  description = "The backend's S3 bucket (the deploy workflow sets TF_VAR_terraform_state_bucket): ci-plan reads and ci-deploy writes exactly this deployment's state object there. Null: the CI roles get no state access."
+  type        = string
+  default     = null
+}
+
+variable "terraform_state_key" {
+  description = "The backend's state key (the deploy workflow uses rotor/production.tfstate)."
+  type        = string
+  default     = null
 }

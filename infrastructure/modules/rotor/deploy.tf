@@ -47,9 +47,12 @@ locals {
     "${local.arn_prefix}:sns:${local.region}:${local.account_id}:${local.prefix}-alarms:*",
   ]
   alarm_patterns = ["${local.arn_prefix}:cloudwatch:${local.region}:${local.account_id}:alarm:${local.prefix}-*"]
-  # A secret's ARN ends in '-' and six random characters; replicas share the name in every region.
-  secret_patterns = [for n in local.secret_names : "${local.arn_prefix}:secretsmanager:*:${local.account_id}:secret:${n}-??????"]
-  key_patterns    = concat(local.kms_key_arns, ["${local.arn_prefix}:kms:${local.region}:${local.account_id}:alias/${local.prefix}"])
+  # The deployment's secrets (and their replicas) by their tags, not their names: a policy
+  # listing every name would outgrow IAM's 6,144-character limit for managed policies.
+  secret_patterns     = [for r in var.regions : "${local.arn_prefix}:secretsmanager:${r}:${local.account_id}:secret:*"]
+  secret_scope        = { "aws:ResourceTag/application" = var.name, "aws:ResourceTag/environment" = var.environment }
+  secret_create_scope = { "aws:RequestTag/application" = var.name, "aws:RequestTag/environment" = var.environment }
+  key_patterns        = concat(local.kms_key_arns, ["${local.arn_prefix}:kms:${local.region}:${local.account_id}:alias/${local.prefix}"])
   services_using_the_key = flatten([
     for r in var.regions : [for s in ["lambda", "logs", "scheduler", "secretsmanager", "sns", "states"] : "${s}.${r}.amazonaws.com"]
   ])
@@ -105,12 +108,12 @@ locals {
     cloudwatch     = local.alarm_patterns
   }
   read_statements = concat(
-    [for k in sort(keys(local.read_actions)) : {
+    [for k in sort(keys(local.read_actions)) : merge({
       Sid      = "Read${title(k)}OfThisDeployment"
       Effect   = "Allow"
       Action   = local.read_actions[k]
       Resource = local.read_resources[k]
-    }],
+    }, k == "secretsmanager" ? { Condition = { StringEquals = local.secret_scope } } : {})],
     [
       {
         Sid      = "ReadTheOidcProvider"
@@ -155,17 +158,19 @@ locals {
         Action   = ["secretsmanager:GetSecretValue"]
         Resource = local.secret_patterns
         Condition = {
-          StringEquals = { "secretsmanager:VersionId" = [for k in sort(keys(var.secrets)) : aws_secretsmanager_secret_version.bootstrap[k].version_id] }
+          StringEquals = merge(local.secret_scope, {
+            "secretsmanager:VersionId" = [for k in sort(keys(var.secrets)) : aws_secretsmanager_secret_version.bootstrap[k].version_id]
+          })
         }
       },
       {
+        # Only reachable through the GetSecretValue above.
         Sid      = "DecryptThePlaceholdersThroughSecretsManager"
         Effect   = "Allow"
         Action   = ["kms:Decrypt"]
         Resource = local.kms_key_arns
         Condition = {
           StringEquals = { "kms:ViaService" = local.secrets_manager_endpoints }
-          StringLike   = { "kms:EncryptionContext:SecretARN" = local.secret_patterns }
         }
       },
     ])
@@ -185,15 +190,23 @@ locals {
       Resource = local.state_object_arns
       }], [
       {
-        Sid    = "ManageTheSecretsNeverTheirKeys"
+        Sid       = "CreateSecretsTaggedForThisDeployment"
+        Effect    = "Allow"
+        Action    = ["secretsmanager:CreateSecret", "secretsmanager:TagResource"]
+        Resource  = local.secret_patterns
+        Condition = { StringEquals = local.secret_create_scope }
+      },
+      {
+        Sid    = "ManageTheSecrets"
         Effect = "Allow"
         Action = [
-          "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue",
-          "secretsmanager:PutSecretValue", "secretsmanager:RemoveRegionsFromReplication",
-          "secretsmanager:ReplicateSecretToRegions", "secretsmanager:TagResource", "secretsmanager:UntagResource",
-          "secretsmanager:UpdateSecret", "secretsmanager:UpdateSecretVersionStage",
+          "secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+          "secretsmanager:RemoveRegionsFromReplication", "secretsmanager:ReplicateSecretToRegions",
+          "secretsmanager:TagResource", "secretsmanager:UntagResource", "secretsmanager:UpdateSecret",
+          "secretsmanager:UpdateSecretVersionStage",
         ]
-        Resource = local.secret_patterns
+        Resource  = local.secret_patterns
+        Condition = { StringEquals = local.secret_scope }
       },
       {
         Sid    = "ManageTheKeysAliasTagsAndRotationNotItsPolicy"
@@ -332,6 +345,16 @@ locals {
     ])
   }
 
+  # Deployed as two managed policies (IAM allows 6,144 characters each): IAM, and the rest.
+  ci_deploy_iam_sids = [
+    "CreateAndChangeRolesOnlyUnderTheBoundary", "ManageTheRoles", "PassTheRolesToTheirServices",
+    "ManageTheConsumerPolicy", "NeverChangeTheCiRolesOrTheBoundary", "NeverRemoveABoundary",
+  ]
+  ci_deploy_policies = {
+    "ci-deploy"     = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if !contains(local.ci_deploy_iam_sids, st.Sid)] }
+    "ci-deploy-iam" = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if contains(local.ci_deploy_iam_sids, st.Sid)] }
+  }
+
   # The permissions boundary: per service, the union of the actions of every role ci-deploy may
   # create or change, on this deployment's resources. The roles' own policies (with their
   # conditions) stay the real grant; the boundary only caps what an edited policy could add.
@@ -345,7 +368,7 @@ locals {
     for p in local.bounded_policies : [for s in p.Statement : flatten([s.Action]) if s.Effect == "Allow"]
   ])))
   boundary_resources = {
-    secretsmanager = local.secret_arns_all_regions
+    secretsmanager = local.secret_patterns
     kms            = local.kms_key_arns
     iam            = length(local.iam_user_arns) > 0 ? local.iam_user_arns : ["${local.iam_arn}:user/${local.prefix}-none"]
     lambda         = concat(local.function_patterns, [for p in local.function_patterns : "${p}:*"])
@@ -360,12 +383,12 @@ locals {
   boundary_policy = {
     Version = "2012-10-17"
     Statement = [
-      for svc in sort(distinct([for a in local.bounded_actions : split(":", a)[0]])) : {
+      for svc in sort(distinct([for a in local.bounded_actions : split(":", a)[0]])) : merge({
         Sid      = "AtMost${title(svc)}OfThisDeployment"
         Effect   = "Allow"
         Action   = [for a in local.bounded_actions : a if startswith(a, "${svc}:")]
         Resource = local.boundary_resources[svc]
-      }
+      }, svc == "secretsmanager" ? { Condition = { StringEquals = local.secret_scope } } : {})
     ]
   }
 }
@@ -385,9 +408,11 @@ resource "aws_iam_policy" "ci_plan" {
 }
 
 resource "aws_iam_policy" "ci_deploy" {
-  name        = "${local.prefix}-ci-deploy"
-  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)"
-  policy      = jsonencode(local.ci_deploy_policy)
+  for_each = local.ci_deploy_policies
+
+  name        = "${local.prefix}-${each.key}"
+  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)${each.key == "ci-deploy-iam" ? ": IAM" : ""}"
+  policy      = jsonencode(each.value)
   tags        = local.tags
 }
 
@@ -421,10 +446,7 @@ resource "aws_iam_role" "ci_deploy" {
 }
 
 resource "aws_iam_role_policy_attachment" "ci_deploy" {
-  for_each = {
-    read  = aws_iam_policy.ci_plan.arn
-    write = aws_iam_policy.ci_deploy.arn
-  }
+  for_each = merge({ "ci-plan" = aws_iam_policy.ci_plan.arn }, { for k, p in aws_iam_policy.ci_deploy : k => p.arn })
 
   role       = aws_iam_role.ci_deploy.name
   policy_arn = each.value

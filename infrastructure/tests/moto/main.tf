@@ -125,6 +125,9 @@ module "rotor" {
   lambda_architecture  = var.lambda_architecture
   github_repository    = "example-org/rotor"
   github_environment   = var.environment
+  # The CI roles' state access is planned and deployed (moto's S3 is not used for state here).
+  terraform_state_bucket = "rotor-${var.environment}-terraform-state"
+  terraform_state_key    = "rotor/${var.environment}.tfstate"
 
   kms_deletion_window_days    = 7
   secret_recovery_window_days = 0

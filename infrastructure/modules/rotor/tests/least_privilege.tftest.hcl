@@ -473,7 +473,7 @@ run "terraform_from_ci_plan_and_ci_deploy" {
     error_message = "ci-plan must trust only the repository's pull requests."
   }
   assert {
-    condition     = sort([for a in aws_iam_role_policy_attachment.ci_deploy : a.policy_arn]) == sort([aws_iam_policy.ci_plan.arn, aws_iam_policy.ci_deploy.arn]) && aws_iam_role_policy_attachment.ci_plan.role == aws_iam_role.ci_plan.name
+    condition     = sort([for a in aws_iam_role_policy_attachment.ci_deploy : a.policy_arn]) == sort([aws_iam_policy.ci_plan.arn, aws_iam_policy.ci_deploy["ci-deploy"].arn, aws_iam_policy.ci_deploy["ci-deploy-iam"].arn]) && aws_iam_role_policy_attachment.ci_plan.role == aws_iam_role.ci_plan.name
     error_message = "ci-deploy has the read and the write policy; ci-plan the read policy."
   }
 
@@ -489,10 +489,22 @@ run "terraform_from_ci_plan_and_ci_deploy" {
   }
   assert {
     condition = [
-      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : keys(s.Condition.StringEquals)
+      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : join(" ", sort(keys(s.Condition.StringEquals)))
       if contains(flatten([s.Action]), "secretsmanager:GetSecretValue")
-    ] == [["secretsmanager:VersionId"]]
+    ] == ["aws:ResourceTag/application aws:ResourceTag/environment secretsmanager:VersionId"]
     error_message = "ci-plan may read a secret version other than Terraform's placeholder."
+  }
+  # Both reach only this deployment's secrets: tagged application = rotor, environment = test.
+  assert {
+    condition = alltrue(flatten([
+      for name in ["ci-plan", "ci-deploy"] : [
+        for s in jsondecode(output.iam_policies[name]).Statement :
+        (try(s.Condition.StringEquals["aws:ResourceTag/application"], "") == "rotor" && try(s.Condition.StringEquals["aws:ResourceTag/environment"], "") == "test")
+        || (flatten([s.Action]) == ["secretsmanager:CreateSecret", "secretsmanager:TagResource"] && s.Condition.StringEquals == { "aws:RequestTag/application" = "rotor", "aws:RequestTag/environment" = "test" })
+        if anytrue([for a in flatten([s.Action]) : startswith(a, "secretsmanager:")])
+      ]
+    ]))
+    error_message = "ci-plan or ci-deploy may reach a secret that is not this deployment's."
   }
   assert {
     condition = [
