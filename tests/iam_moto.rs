@@ -36,84 +36,13 @@ use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIO
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use rotor_tests::moto::PrivateMoto;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ------------------------------------------------------------------------ a private moto
 
-struct PrivateMoto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for PrivateMoto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn post(endpoint: &str, path: &str, body: &str) -> Option<String> {
-    let authority = endpoint.strip_prefix("http://").unwrap();
-    let mut s = TcpStream::connect(authority).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    raw.starts_with("HTTP/1.1 2").then_some(raw)
-}
-
-fn start_moto() -> PrivateMoto {
-    let python = root().join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run the tests with scripts/test, which creates .venv with moto",
-        python.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(root().join(format!("target/moto-iam-{port}.log"))).unwrap();
-    let child = Command::new(python)
-        .arg(root().join("scripts/moto_launcher.py"))
-        .arg(port.to_string())
-        .env("MOTO_PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start the private moto");
-    let moto = PrivateMoto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..300 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && post(&moto.endpoint, "/moto-api/reset", "").is_some()
-        {
-            return moto;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the private moto on port {port} did not answer within 60 s");
-}
 
 async fn config(endpoint: &str, creds: Credentials) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
@@ -371,7 +300,7 @@ fn ok(what: &str, outcome: &Outcome) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_key_rotation_on_moto_with_authentication_on() {
-    let moto = tokio::task::spawn_blocking(start_moto).await.unwrap();
+    let moto = tokio::task::spawn_blocking(|| PrivateMoto::start("iam")).await.unwrap();
     // While auth is off: an admin user and key for everything the test itself does.
     let bootstrap = config(
         &moto.endpoint,
@@ -410,7 +339,7 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
         ),
     )
     .await;
-    assert!(post(&moto.endpoint, "/moto-api/reset-auth", "0").is_some());
+    assert!(moto.post("/moto-api/reset-auth", "0").is_some());
     // Auth is on: an unknown key is refused now.
     let bogus = Sts::new(&bootstrap);
     assert!(

@@ -3,3 +3,4 @@
 pub mod cases;
 pub mod contract;
 pub mod moto;
+pub mod terraform;

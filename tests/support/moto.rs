@@ -436,3 +436,89 @@ impl Intercept for CaptureBody {
         Ok(())
     }
 }
+
+// ------------------------------------------------------------------------ a private moto
+
+/// A moto of the test's own (the venv's, through `scripts/moto_launcher.py`, on a free loopback
+/// port), for a test that changes process-wide moto state (authentication) or deploys names
+/// other suites also use. Killed on drop; its log is `target/moto-<label>-<port>.log`.
+pub struct PrivateMoto {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PrivateMoto {
+    /// Starts it and waits (60 s at most) until it answers. Blocking.
+    pub fn start(label: &str) -> PrivateMoto {
+        use std::process::{Command, Stdio};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run the tests with scripts/test, which creates .venv with moto",
+            python.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log =
+            std::fs::File::create(root.join(format!("target/moto-{label}-{port}.log"))).unwrap();
+        let child = Command::new(python)
+            .arg(root.join("scripts/moto_launcher.py"))
+            .arg(port.to_string())
+            .env("MOTO_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the private moto");
+        let moto = PrivateMoto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && moto.post("/moto-api/reset", "").is_some()
+            {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("the private moto on port {port} did not answer within 60 s");
+    }
+
+    /// A raw HTTP request to it (moto's own API, or S3 without signing: auth is off by
+    /// default); the response when the status is 2xx.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let authority = self.endpoint.strip_prefix("http://").unwrap();
+        let mut s = std::net::TcpStream::connect(authority).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).ok()?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).ok()?;
+        raw.starts_with("HTTP/1.1 2").then_some(raw)
+    }
+
+    /// [`PrivateMoto::request`] with POST.
+    pub fn post(&self, path: &str, body: &str) -> Option<String> {
+        self.request("POST", path, body)
+    }
+}

@@ -365,9 +365,38 @@ fn parse_outputs(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Where and how [`run_job_with`] runs a job's steps.
+struct JobOptions {
+    /// The checkout (the steps' working directory and `GITHUB_WORKSPACE`).
+    checkout: PathBuf,
+    /// The AWS endpoint the steps' SDKs and CLIs talk to.
+    endpoint: String,
+    /// `run:` steps (by name) that are replaced by what the test prepared.
+    skip: Vec<&'static str>,
+    /// More environment, as the runner or an earlier `uses:` step would set it.
+    env: Vec<(String, String)>,
+}
+
 /// Runs the `run:` steps of `job` in `workflow` in order, as GitHub's runner would with
-/// `bash -e`, until one fails.
+/// `bash -e`, until one fails: in this work tree, against the shared moto.
 fn run_job(workflow: &str, job: &str, ctx: &BTreeMap<String, String>, tmp: &Path) -> JobRun {
+    let options = JobOptions {
+        checkout: repo_root(),
+        endpoint: endpoint(),
+        skip: Vec::new(),
+        env: Vec::new(),
+    };
+    run_job_with(workflow, job, ctx, tmp, &options)
+}
+
+/// [`run_job`] with [`JobOptions`].
+fn run_job_with(
+    workflow: &str,
+    job: &str,
+    ctx: &BTreeMap<String, String>,
+    tmp: &Path,
+    options: &JobOptions,
+) -> JobRun {
     let doc = load(workflow);
     let job_doc = &doc["jobs"][job];
     assert!(job_doc.is_mapping(), "{workflow} has no job {job}");
@@ -393,7 +422,10 @@ fn run_job(workflow: &str, job: &str, ctx: &BTreeMap<String, String>, tmp: &Path
         );
         let id = step["id"].as_str().unwrap_or_default().to_string();
         let name = step["name"].as_str().unwrap_or(&id).to_string();
-        if step.get("uses").is_some() || id == "install-rotor" {
+        if step.get("uses").is_some()
+            || id == "install-rotor"
+            || options.skip.contains(&name.as_str())
+        {
             continue;
         }
         let script = step["run"]
@@ -407,7 +439,7 @@ fn run_job(workflow: &str, job: &str, ctx: &BTreeMap<String, String>, tmp: &Path
         c.arg("-e")
             .arg(&script_file)
             .env_clear()
-            .current_dir(repo_root())
+            .current_dir(&options.checkout)
             .stdin(Stdio::null());
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
         for (k, v) in [
@@ -415,7 +447,7 @@ fn run_job(workflow: &str, job: &str, ctx: &BTreeMap<String, String>, tmp: &Path
             ("HOME", home.as_str()),
             ("CI", "true"),
             ("GITHUB_ACTIONS", "true"),
-            ("AWS_ENDPOINT_URL", &endpoint()),
+            ("AWS_ENDPOINT_URL", &options.endpoint),
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_REGION", REGION),
@@ -428,9 +460,12 @@ fn run_job(workflow: &str, job: &str, ctx: &BTreeMap<String, String>, tmp: &Path
             .env("GITHUB_STEP_SUMMARY", &summary)
             .env("GITHUB_ENV", tmp.join("github-env"))
             .env("GITHUB_PATH", tmp.join("github-path"))
-            .env("GITHUB_WORKSPACE", repo_root())
+            .env("GITHUB_WORKSPACE", &options.checkout)
             .env("RUNNER_TEMP", &runner_temp)
             .env("ROTOR_STORE", tmp.join("rotor-store"));
+        for (k, v) in &options.env {
+            c.env(k, v);
+        }
         for scope in [&doc["env"], &job_doc["env"], &step["env"]] {
             if let Some(m) = scope.as_mapping() {
                 for (k, v) in m {
@@ -783,5 +818,179 @@ fn rotate_workflow_without_a_candidate_fails_and_starts_nothing() {
         run.summary.contains("| execution | `-` |"),
         "{}",
         run.summary
+    );
+}
+
+// ------------------------------------------------------------------ the deploy workflow
+
+/// Makes the provider and the S3 backend of a Terraform root talk to moto: the only difference
+/// from AWS, written as an override file into the test's copy of the checkout.
+fn moto_override(endpoint: &str) -> String {
+    let services = [
+        "cloudwatch",
+        "cloudwatchlogs",
+        "iam",
+        "kms",
+        "lambda",
+        "s3",
+        "scheduler",
+        "secretsmanager",
+        "sfn",
+        "sns",
+        "sts",
+    ];
+    let endpoints: String = services
+        .iter()
+        .map(|s| format!("    {s} = \"{endpoint}\"\n"))
+        .collect();
+    format!(
+        "# Test only (github_workflows.rs): every AWS endpoint is moto's.\n\
+         provider \"aws\" {{\n\
+         \x20 skip_credentials_validation = true\n\
+         \x20 skip_metadata_api_check     = true\n\
+         \x20 skip_region_validation      = true\n\
+         \x20 max_retries                 = 3\n\
+         \x20 endpoints {{\n{endpoints}  }}\n\
+         }}\n\n\
+         terraform {{\n\
+         \x20 backend \"s3\" {{\n\
+         \x20   use_path_style              = true\n\
+         \x20   skip_credentials_validation = true\n\
+         \x20   skip_metadata_api_check     = true\n\
+         \x20   skip_region_validation      = true\n\
+         \x20   skip_requesting_account_id  = true\n\
+         \x20   endpoints = {{\n\
+         \x20     s3  = \"{endpoint}\"\n\
+         \x20     sts = \"{endpoint}\"\n\
+         \x20     iam = \"{endpoint}\"\n\
+         \x20   }}\n\
+         \x20 }}\n\
+         }}\n"
+    )
+}
+
+/// `terraform state pull` in a root the workflow initialised: the state in its S3 backend.
+fn state_in_s3(root: &Path, endpoint: &str) -> String {
+    let out = Command::new(rotor_tests::terraform::terraform_bin())
+        .arg(format!("-chdir={}", root.display()))
+        .args(["state", "pull"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env_remove("TF_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("terraform state pull");
+    assert!(
+        out.status.success(),
+        "terraform state pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 state")
+}
+
+fn assert_job_ok(what: &str, run: &JobRun, steps: usize) {
+    assert_eq!(
+        run.steps.iter().filter(|(_, code, _)| *code == 0).count(),
+        steps,
+        "{what}: every run: step must succeed\n{}\n--- summary\n{}",
+        run.log(),
+        run.summary
+    );
+}
+
+/// The deploy workflow's plan and apply jobs, run as GitHub would run them against a moto of
+/// their own (the development root deploys fixed names, and an OIDC provider, which other
+/// suites on the shared moto also create): `init` with the backend the workflow configures
+/// (state in S3, on moto), the plan as the job summary, the apply, and a second plan that finds
+/// no changes in the state the apply left in the bucket. `scripts/package` is replaced by
+/// placeholder zips (moto never runs a function); the roles are moto's test credentials.
+#[test]
+fn deploy_workflow_plans_applies_and_keeps_its_state_in_s3() {
+    let moto = rotor_tests::moto::PrivateMoto::start("deploy");
+    let tmp = TempDir::new("gh-deploy");
+    let checkout = tmp.path().join("checkout");
+    for dir in ["infrastructure", "statemachine"] {
+        rotor_tests::terraform::copy_tree(&repo_root().join(dir), &checkout.join(dir));
+    }
+    let zips = tmp.path().join("lambda-zips");
+    rotor_tests::terraform::placeholder_zips(&zips);
+    let root = checkout.join("infrastructure/environments/development");
+    std::fs::write(root.join("moto_override.tf"), moto_override(&moto.endpoint)).unwrap();
+    let bucket = "rotor-terraform-state-test";
+    assert!(
+        moto.request("PUT", &format!("/{bucket}"), "").is_some(),
+        "CreateBucket {bucket} on moto"
+    );
+
+    let terraform = rotor_tests::terraform::terraform_bin();
+    let path = format!(
+        "{}:{}",
+        terraform.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let options = JobOptions {
+        checkout: checkout.clone(),
+        endpoint: moto.endpoint.clone(),
+        skip: vec!["Lambda zips"],
+        env: vec![
+            ("PATH".into(), path),
+            ("TF_CLI_CONFIG_FILE".into(), tool("TF_CLI_CONFIG_FILE")),
+            ("TF_VAR_lambda_zip_dir".into(), zips.display().to_string()),
+            ("GITHUB_SHA".into(), sha.into()),
+        ],
+    };
+    let ctx: BTreeMap<String, String> = [
+        ("matrix.environment", "development"),
+        ("vars.ROTOR_TF_STATE_BUCKET", bucket),
+        ("vars.ROTOR_TF_STATE_REGION", REGION),
+        ("github.repository", "example-org/rotor"),
+        ("github.run_id", "4242"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+
+    let plan = run_job_with("deploy.yml", "plan", &ctx, tmp.path(), &options);
+    assert_job_ok("deploy.yml plan", &plan, 1);
+    assert!(
+        plan.summary.contains("## terraform plan: development")
+            && plan.summary.contains("Plan: ")
+            && plan.summary.contains(" to add, 0 to change, 0 to destroy"),
+        "the plan summary:\n{}",
+        plan.summary
+    );
+    let before: Json =
+        serde_json::from_str(&state_in_s3(&root, &moto.endpoint)).expect("state JSON");
+    assert_eq!(
+        before["resources"],
+        serde_json::json!([]),
+        "a plan must not write the state"
+    );
+
+    let apply = run_job_with("deploy.yml", "apply", &ctx, tmp.path(), &options);
+    assert_job_ok("deploy.yml apply", &apply, 1);
+    assert!(
+        apply.summary.contains("## terraform apply: development")
+            && apply.summary.contains(&format!("Applied commit `{sha}`")),
+        "the apply summary:\n{}",
+        apply.summary
+    );
+    let state = state_in_s3(&root, &moto.endpoint);
+    assert!(
+        state.contains("rotor-development-rotation")
+            && state.contains("rotor-development-ci-deploy"),
+        "the state in S3 does not hold the deployment:\n{}",
+        &state[..state.len().min(2000)]
+    );
+
+    let replan = run_job_with("deploy.yml", "plan", &ctx, tmp.path(), &options);
+    assert_job_ok("deploy.yml plan after the apply", &replan, 1);
+    assert!(
+        replan.summary.contains("No changes."),
+        "the plan after the apply, from the state in S3, must find no changes:\n{}",
+        replan.summary
     );
 }
