@@ -2,14 +2,17 @@
 //! report nothing, their security contracts hold, and the rotate, reusable rotate and rollback
 //! workflows' `run:` steps, run as GitHub would run them (the environment their `env:` blocks
 //! set, `${{ }}` replaced by test values, `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`), start the
-//! right execution on moto's Step Functions and never show the candidate.
+//! right execution on moto's Step Functions and never show the candidate; the deploy
+//! workflow's plan and apply jobs deploy the development root to a private moto with the state
+//! in its S3.
 //!
-//! `uses:` steps are not run: the checkout is this work tree, the credentials are moto's (the
-//! AWS endpoint points at moto) and the step with id `install-rotor` is replaced by putting the
-//! `rotor` built for this test first on PATH.
+//! `uses:` steps are not run: the checkout is this work tree (for deploy, a copy of it), the
+//! credentials are moto's (the AWS endpoint points at moto) and the step with id
+//! `install-rotor` is replaced by putting the `rotor` built for this test first on PATH.
 //!
 //! Needs what `scripts/test` provides (`ROTOR_MOTO_ENDPOINT`, `ROTOR_ZIZMOR`,
-//! `ROTOR_ACTIONLINT`, `ROTOR_SHELLCHECK`); without them the tests fail:
+//! `ROTOR_ACTIONLINT`, `ROTOR_SHELLCHECK`, `ROTOR_TERRAFORM`, `TF_CLI_CONFIG_FILE`, `.venv`
+//! with moto); without them the tests fail:
 //! `scripts/test -p rotor-cli --test github_workflows`.
 
 mod common;

@@ -2,7 +2,9 @@
 #   scripts/package                                   # target/lambda-zips/
 #   terraform -chdir=infrastructure/environments/development init -backend-config=backend.hcl
 #   terraform -chdir=infrastructure/environments/development apply
-# backend.hcl (not committed) names the state bucket: bucket, key, region, use_lockfile = true.
+# backend.hcl (not committed) names the state bucket: bucket, key (rotor/development.tfstate, as
+# .github/workflows/deploy.yml uses), region, use_lockfile = true. Pass the same bucket and key
+# as -var terraform_state_bucket=... -var terraform_state_key=... so ci-plan/ci-deploy may use them.
 
 terraform {
   required_version = ">= 1.9.0"
