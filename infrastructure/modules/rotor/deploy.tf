@@ -63,11 +63,12 @@ locals {
   ]
   state_statements = var.terraform_state_bucket == null ? [] : [
     {
-      Sid       = "ListTheStateBucketAtTheStateKey"
-      Effect    = "Allow"
-      Action    = ["s3:ListBucket"]
-      Resource  = ["${local.arn_prefix}:s3:::${var.terraform_state_bucket}"]
-      Condition = { StringLike = { "s3:prefix" = [var.terraform_state_key, "${var.terraform_state_key}.tflock"] } }
+      Sid      = "ListTheStateBucketAtTheStateKey"
+      Effect   = "Allow"
+      Action   = ["s3:ListBucket"]
+      Resource = ["${local.arn_prefix}:s3:::${var.terraform_state_bucket}"]
+      # The backend lists its workspaces (prefix "env:/") at init, then reads the state key.
+      Condition = { StringEquals = { "s3:prefix" = ["env:/", var.terraform_state_key, "${var.terraform_state_key}.tflock"] } }
     },
   ]
 

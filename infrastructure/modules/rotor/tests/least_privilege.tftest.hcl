@@ -517,6 +517,14 @@ run "terraform_from_ci_plan_and_ci_deploy" {
   }
   assert {
     condition = [
+      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : s.Condition.StringEquals["s3:prefix"] if contains(flatten([s.Action]), "s3:ListBucket")
+      ] == [[
+        "env:/", "rotor/production.tfstate", "rotor/production.tfstate.tflock",
+    ]]
+    error_message = "ci-plan lists the state bucket only at the workspaces' prefix and the state key."
+  }
+  assert {
+    condition = [
       for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : s.Resource if contains(flatten([s.Action]), "s3:PutObject")
       ] == [[
         "arn:aws:s3:::example-terraform-state/rotor/production.tfstate",
