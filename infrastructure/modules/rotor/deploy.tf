@@ -285,6 +285,9 @@ locals {
         ]
         Resource = local.log_group_patterns
       },
+      # CloudWatch Logs documents these for whoever sets up a vended-log delivery (the state
+      # machines' logging); the state machines' own role holds the same, within the boundary.
+      merge(local.statement_states_log_delivery, { Sid = "SetUpTheStateMachinesLogDelivery" }),
       {
         Sid    = "ManageTheStateMachines"
         Effect = "Allow"
