@@ -34,15 +34,14 @@ use rotor_core::iam::KeyValue;
 use rotor_core::ports::*;
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions};
+use rotor_tests::moto::PrivateMoto;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use rotor_tests::moto::PrivateMoto;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 // ------------------------------------------------------------------------ a private moto
-
 
 async fn config(endpoint: &str, creds: Credentials) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
@@ -300,7 +299,9 @@ fn ok(what: &str, outcome: &Outcome) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_key_rotation_on_moto_with_authentication_on() {
-    let moto = tokio::task::spawn_blocking(|| PrivateMoto::start("iam")).await.unwrap();
+    let moto = tokio::task::spawn_blocking(|| PrivateMoto::start("iam"))
+        .await
+        .unwrap();
     // While auth is off: an admin user and key for everything the test itself does.
     let bootstrap = config(
         &moto.endpoint,

@@ -465,9 +465,11 @@ async fn applies_replans_clean_and_destroys_on_moto() {
         // refresh, and the boundary is on every role ci-deploy may change.
         let iam = rotor_tests::moto::iam_client().await;
         let prefix = format!("rotor-{environment}");
-        let ci_plan = deployed_policy_actions(&iam, &format!("{prefix}-ci-plan")).await;
+        let mut ci_plan = deployed_policy_actions(&iam, &format!("{prefix}-ci-plan")).await;
+        ci_plan.extend(deployed_policy_actions(&iam, &format!("{prefix}-ci-plan-account")).await);
         let mut ci_deploy = deployed_policy_actions(&iam, &format!("{prefix}-ci-deploy")).await;
-        ci_deploy.extend(deployed_policy_actions(&iam, &format!("{prefix}-ci-deploy-iam")).await);
+        ci_deploy
+            .extend(deployed_policy_actions(&iam, &format!("{prefix}-ci-deploy-account")).await);
         deployed_policy_actions(&iam, &format!("{prefix}-boundary")).await;
         let refresh = aws_calls(&replan_log);
         assert!(

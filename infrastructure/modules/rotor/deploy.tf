@@ -349,14 +349,30 @@ locals {
     ])
   }
 
-  # Deployed as two managed policies (IAM allows 6,144 characters each): IAM, and the rest.
-  ci_deploy_iam_sids = [
+  # ci-plan likewise: account-wide reads (IAM, the OIDC provider, the state, the placeholders'
+  # version ids, which grow with each secret) and the regional ones.
+  ci_plan_account_sids = [
+    "ReadRoleOfThisDeployment", "ReadPolicyOfThisDeployment", "ReadTheOidcProvider",
+    "ListWithoutResourceLevelPermissions", "ListTheStateBucketAtTheStateKey", "ReadTheState",
+    "ReadOnlyTheBootstrapPlaceholderVersions",
+  ]
+  ci_plan_policies = {
+    "ci-plan"         = { Version = "2012-10-17", Statement = [for st in local.ci_plan_policy.Statement : st if !contains(local.ci_plan_account_sids, st.Sid)] }
+    "ci-plan-account" = { Version = "2012-10-17", Statement = [for st in local.ci_plan_policy.Statement : st if contains(local.ci_plan_account_sids, st.Sid)] }
+  }
+
+  # Deployed as two managed policies (IAM allows 6,144 characters each): what is account-wide
+  # (IAM, the state bucket, log delivery), and the deployment's regional resources, which grow
+  # with each region (key ARNs, service endpoints, secret patterns).
+  ci_deploy_account_sids = [
+    "ListTheStateBucketAtTheStateKey", "ReadAndWriteTheStateAndItsLock",
     "CreateAndChangeRolesOnlyUnderTheBoundary", "ManageTheRoles", "PassTheRolesToTheirServices",
     "ManageTheConsumerPolicy", "NeverChangeTheCiRolesOrTheBoundary", "NeverRemoveABoundary",
+    "SetUpTheStateMachinesLogDelivery",
   ]
   ci_deploy_policies = {
-    "ci-deploy"     = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if !contains(local.ci_deploy_iam_sids, st.Sid)] }
-    "ci-deploy-iam" = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if contains(local.ci_deploy_iam_sids, st.Sid)] }
+    "ci-deploy"         = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if !contains(local.ci_deploy_account_sids, st.Sid)] }
+    "ci-deploy-account" = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if contains(local.ci_deploy_account_sids, st.Sid)] }
   }
 
   # The permissions boundary: per service, the union of the actions of every role ci-deploy may
@@ -405,9 +421,11 @@ resource "aws_iam_policy" "boundary" {
 }
 
 resource "aws_iam_policy" "ci_plan" {
-  name        = "${local.prefix}-ci-plan"
-  description = "rotor ${var.environment}: terraform plan of this deployment (reads only)"
-  policy      = jsonencode(local.ci_plan_policy)
+  for_each = local.ci_plan_policies
+
+  name        = "${local.prefix}-${each.key}"
+  description = "rotor ${var.environment}: terraform plan of this deployment (reads only)${each.key == "ci-plan-account" ? ": IAM, state, placeholders" : ": regional resources"}"
+  policy      = jsonencode(each.value)
   tags        = local.tags
 }
 
@@ -415,7 +433,7 @@ resource "aws_iam_policy" "ci_deploy" {
   for_each = local.ci_deploy_policies
 
   name        = "${local.prefix}-${each.key}"
-  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)${each.key == "ci-deploy-iam" ? ": IAM" : ""}"
+  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)${each.key == "ci-deploy-account" ? ": IAM, state, log delivery" : ": regional resources"}"
   policy      = jsonencode(each.value)
   tags        = local.tags
 }
@@ -437,8 +455,10 @@ resource "aws_iam_role" "ci_plan" {
 }
 
 resource "aws_iam_role_policy_attachment" "ci_plan" {
+  for_each = { for k, p in aws_iam_policy.ci_plan : k => p.arn }
+
   role       = aws_iam_role.ci_plan.name
-  policy_arn = aws_iam_policy.ci_plan.arn
+  policy_arn = each.value
 }
 
 resource "aws_iam_role" "ci_deploy" {
@@ -450,7 +470,7 @@ resource "aws_iam_role" "ci_deploy" {
 }
 
 resource "aws_iam_role_policy_attachment" "ci_deploy" {
-  for_each = merge({ "ci-plan" = aws_iam_policy.ci_plan.arn }, { for k, p in aws_iam_policy.ci_deploy : k => p.arn })
+  for_each = { for k, p in merge(aws_iam_policy.ci_plan, aws_iam_policy.ci_deploy) : k => p.arn }
 
   role       = aws_iam_role.ci_deploy.name
   policy_arn = each.value

@@ -473,7 +473,10 @@ run "terraform_from_ci_plan_and_ci_deploy" {
     error_message = "ci-plan must trust only the repository's pull requests."
   }
   assert {
-    condition     = sort([for a in aws_iam_role_policy_attachment.ci_deploy : a.policy_arn]) == sort([aws_iam_policy.ci_plan.arn, aws_iam_policy.ci_deploy["ci-deploy"].arn, aws_iam_policy.ci_deploy["ci-deploy-iam"].arn]) && aws_iam_role_policy_attachment.ci_plan.role == aws_iam_role.ci_plan.name
+    condition = (join(",", sort(keys(aws_iam_role_policy_attachment.ci_deploy))) == "ci-deploy,ci-deploy-account,ci-plan,ci-plan-account"
+      && join(",", sort(keys(aws_iam_role_policy_attachment.ci_plan))) == "ci-plan,ci-plan-account"
+      && alltrue([for a in aws_iam_role_policy_attachment.ci_plan : a.role == aws_iam_role.ci_plan.name])
+    && alltrue([for a in aws_iam_role_policy_attachment.ci_deploy : a.role == aws_iam_role.ci_deploy.name]))
     error_message = "ci-deploy has the read and the write policy; ci-plan the read policy."
   }
 
