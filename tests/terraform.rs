@@ -520,7 +520,7 @@ async fn applies_replans_clean_and_destroys_on_moto() {
     assert!(destroyed.ok, "{}", destroyed.show("terraform destroy"));
 
     // Every call of the apply and the destroy is ci-deploy's (with ci-plan's reads), except the
-    // few an administrator makes: creating and deleting the key and the OIDC provider.
+    // administrator's (ADMIN_ONLY).
     let mut writes = aws_calls(&apply_log);
     writes.extend(aws_calls(&destroy_log));
     for admin in ADMIN_ONLY {
@@ -562,14 +562,27 @@ async fn applies_replans_clean_and_destroys_on_moto() {
     );
 }
 
-/// Calls of a whole apply or destroy that ci-deploy may not make: the administrator's first
-/// apply creates the key, its replica and the OIDC provider; deleting them ends the deployment.
-const ADMIN_ONLY: [&str; 5] = [
+/// Calls of a whole apply or destroy that ci-deploy may not make: the lifecycle of identities,
+/// keys and secrets is the administrator's (creating and deleting roles, their attachments and
+/// managed policies, the key and its replica, the OIDC provider, secrets, their values and
+/// replicas). Each must appear in the moto logs, and none may be ci-deploy's.
+const ADMIN_ONLY: [&str; 16] = [
     "kms:CreateKey",
     "kms:ReplicateKey",
     "kms:ScheduleKeyDeletion",
     "iam:CreateOpenIDConnectProvider",
     "iam:DeleteOpenIDConnectProvider",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:CreatePolicy",
+    "iam:DeletePolicy",
+    "secretsmanager:CreateSecret",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:RemoveRegionsFromReplication",
+    "secretsmanager:UpdateSecretVersionStage",
 ];
 
 /// Calls IAM never denies.

@@ -6,15 +6,17 @@
 #   only of the placeholder versions Terraform itself wrote (condition secretsmanager:VersionId),
 #   never a rotated value.
 # ci-deploy: `terraform apply` on main, behind the protected GitHub environment (its required
-#   reviewers approve each run). It manages this deployment's resources by their names, and
-#   nothing else:
-#   - every role it creates or changes must carry the permissions boundary below (condition
-#     iam:PermissionsBoundary), and it cannot remove a boundary, so no role of the deployment
-#     can ever do more than the deployment's own policies allow;
-#   - it cannot change itself, ci-plan or the boundary (explicit Deny), nor the KMS key's policy
-#     or lifetime, nor create keys or OIDC providers.
-#   Those changes (and the very first apply, which creates ci-deploy) are an administrator's
-#   `terraform apply`; the deploy workflow then fails with AccessDenied naming the resource.
+#   reviewers approve each run). It changes this deployment's resources by their names:
+#   functions and their code, state machines and definitions, log groups, schedules, alarms,
+#   the topic, tags, and the roles' inline policies, only on roles that carry the permissions
+#   boundary below (condition iam:PermissionsBoundary), so no role can ever do more than the
+#   deployment's own policies allow.
+#   The lifecycle of identities, keys and secrets is an administrator's `terraform apply`
+#   (like the very first one, which creates ci-deploy): creating or deleting roles, their trust
+#   and attachments, managed policies (the boundary, the CI roles' and app-read-secrets), the
+#   KMS key (and its policy and lifetime), the OIDC provider, secrets and their values and
+#   replicas. Otherwise a trust policy or a new secret would let CI reach past the boundary.
+#   The deploy workflow then fails with AccessDenied naming the resource.
 #
 # ci-deploy can replace the functions' code, which runs with the functions' roles (they read
 # secrets): the environment's reviewers are the control for that, as for any deploy role.
@@ -23,9 +25,18 @@ locals {
   github_plan_subject = "repo:${var.github_repository}:pull_request"
 
   # Name patterns of everything this module creates (the secrets have their own names).
-  arn_prefix        = "arn:${local.partition}"
-  iam_arn           = "${local.arn_prefix}:iam::${local.account_id}"
-  deploy_role_arns  = "${local.iam_arn}:role/${local.prefix}-*"
+  arn_prefix       = "arn:${local.partition}"
+  iam_arn          = "${local.arn_prefix}:iam::${local.account_id}"
+  deploy_role_arns = "${local.iam_arn}:role/${local.prefix}-*"
+  # The roles ci-deploy may change (policies and tags only), by exact name.
+  bounded_role_arns = concat(
+    [for f, n in local.function_full_names : "${local.iam_arn}:role/${n}"],
+    ["${local.iam_arn}:role/${local.prefix}-rotation-sfn", "${local.iam_arn}:role/${local.prefix}-ci-rotate"],
+    length(local.scheduled_state_machine_arns) > 0 ? ["${local.iam_arn}:role/${local.prefix}-scheduler"] : [],
+    length(local.age_check_schedules) > 0 ? ["${local.iam_arn}:role/${local.prefix}-age-check-sfn"] : [],
+  )
+  # The roles AWS services assume (never ci-rotate, which GitHub assumes).
+  passed_role_arns  = [for a in local.bounded_role_arns : a if !endswith(a, "-ci-rotate")]
   ci_deploy_arn     = "${local.iam_arn}:role/${local.prefix}-ci-deploy"
   ci_plan_arn       = "${local.iam_arn}:role/${local.prefix}-ci-plan"
   boundary_arn      = "${local.iam_arn}:policy/${local.prefix}-boundary"
@@ -49,12 +60,11 @@ locals {
   alarm_patterns = ["${local.arn_prefix}:cloudwatch:${local.region}:${local.account_id}:alarm:${local.prefix}-*"]
   # The deployment's secrets (and their replicas) by their tags, not their names: a policy
   # listing every name would outgrow IAM's 6,144-character limit for managed policies.
-  secret_patterns     = [for r in var.regions : "${local.arn_prefix}:secretsmanager:${r}:${local.account_id}:secret:*"]
-  secret_scope        = { "aws:ResourceTag/application" = var.name, "aws:ResourceTag/environment" = var.environment }
-  secret_create_scope = { "aws:RequestTag/application" = var.name, "aws:RequestTag/environment" = var.environment }
-  key_patterns        = concat(local.kms_key_arns, ["${local.arn_prefix}:kms:${local.region}:${local.account_id}:alias/${local.prefix}"])
+  secret_patterns = [for r in var.regions : "${local.arn_prefix}:secretsmanager:${r}:${local.account_id}:secret:*"]
+  secret_scope    = { "aws:ResourceTag/application" = var.name, "aws:ResourceTag/environment" = var.environment }
+  key_patterns    = concat(local.kms_key_arns, ["${local.arn_prefix}:kms:${local.region}:${local.account_id}:alias/${local.prefix}"])
   services_using_the_key = flatten([
-    for r in var.regions : [for s in ["lambda", "logs", "scheduler", "secretsmanager", "sns", "states"] : "${s}.${r}.amazonaws.com"]
+    for r in var.regions : [for s in ["lambda", "logs", "scheduler", "sns", "states"] : "${s}.${r}.amazonaws.com"]
   ])
 
   state_object_arns = var.terraform_state_bucket == null ? [] : [
@@ -82,7 +92,8 @@ locals {
       "lambda:GetFunctionConfiguration", "lambda:ListTags", "lambda:ListVersionsByFunction",
     ]
     role = [
-      "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+      "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
+      "iam:ListRolePolicies",
     ]
     policy = ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"]
     logs   = ["logs:ListTagsForResource", "logs:ListTagsLogGroup"]
@@ -128,6 +139,29 @@ locals {
         Effect   = "Allow"
         Action   = ["kms:ListAliases", "logs:DescribeLogGroups", "states:ValidateStateMachineDefinition"]
         Resource = "*"
+      },
+      {
+        # GetFunction(Configuration) shows the environment (encrypted with the key) only to a
+        # caller who may decrypt it; without it every plan would see the variables change.
+        Sid      = "DecryptTheFunctionsEnvironmentThroughLambda"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = local.kms_key_arns
+        Condition = {
+          StringLike   = { "kms:EncryptionContext:aws:lambda:FunctionArn" = local.function_patterns }
+          StringEquals = { "kms:ViaService" = [for r in var.regions : "lambda.${r}.amazonaws.com"] }
+        }
+      },
+      {
+        # GetSchedule of a schedule whose input is encrypted with the key.
+        Sid      = "DecryptTheSchedulesThroughScheduler"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = local.kms_key_arns
+        Condition = {
+          StringLike   = { "kms:EncryptionContext:aws:scheduler:schedule-arn" = ["${local.arn_prefix}:scheduler:${local.region}:${local.account_id}:schedule/${local.prefix}/*"] }
+          StringEquals = { "kms:ViaService" = [for r in var.regions : "scheduler.${r}.amazonaws.com"] }
+        }
       },
       {
         # DescribeStateMachine of a state machine encrypted with the key.
@@ -180,7 +214,7 @@ locals {
   # ci-deploy: the writes. Read actions come from the ci-plan statements (attached to both).
   iam_writes_on_roles = [
     "iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
-    "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
+    "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:TagRole", "iam:UntagRole",
   ]
   ci_deploy_policy = {
     Version = "2012-10-17"
@@ -191,21 +225,10 @@ locals {
       Resource = local.state_object_arns
       }], [
       {
-        Sid       = "CreateSecretsTaggedForThisDeployment"
+        # Values, replicas, creation and deletion are the administrator's.
+        Sid       = "TagTheSecrets"
         Effect    = "Allow"
-        Action    = ["secretsmanager:CreateSecret", "secretsmanager:TagResource"]
-        Resource  = local.secret_patterns
-        Condition = { StringEquals = local.secret_create_scope }
-      },
-      {
-        Sid    = "ManageTheSecrets"
-        Effect = "Allow"
-        Action = [
-          "secretsmanager:DeleteSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
-          "secretsmanager:RemoveRegionsFromReplication", "secretsmanager:ReplicateSecretToRegions",
-          "secretsmanager:TagResource", "secretsmanager:UntagResource", "secretsmanager:UpdateSecret",
-          "secretsmanager:UpdateSecretVersionStage",
-        ]
+        Action    = ["secretsmanager:TagResource", "secretsmanager:UntagResource"]
         Resource  = local.secret_patterns
         Condition = { StringEquals = local.secret_scope }
       },
@@ -240,40 +263,28 @@ locals {
         Resource = local.function_patterns
       },
       {
-        Sid      = "CreateAndChangeRolesOnlyUnderTheBoundary"
+        Sid      = "ChangeRolePoliciesOnlyUnderTheBoundary"
         Effect   = "Allow"
-        Action   = local.iam_writes_on_roles
-        Resource = [local.deploy_role_arns]
+        Action   = ["iam:DeleteRolePolicy", "iam:PutRolePolicy"]
+        Resource = local.bounded_role_arns
         Condition = {
           StringEquals = { "iam:PermissionsBoundary" = local.boundary_arn }
         }
       },
       {
-        Sid    = "ManageTheRoles"
-        Effect = "Allow"
-        Action = [
-          "iam:DeleteRole", "iam:ListInstanceProfilesForRole", "iam:TagRole", "iam:UntagRole",
-          "iam:UpdateAssumeRolePolicy", "iam:UpdateRole", "iam:UpdateRoleDescription",
-        ]
-        Resource = [local.deploy_role_arns]
+        Sid      = "TagAndDescribeTheRoles"
+        Effect   = "Allow"
+        Action   = ["iam:TagRole", "iam:UntagRole", "iam:UpdateRole", "iam:UpdateRoleDescription"]
+        Resource = local.bounded_role_arns
       },
       {
         Sid      = "PassTheRolesToTheirServices"
         Effect   = "Allow"
         Action   = ["iam:PassRole"]
-        Resource = [local.deploy_role_arns]
+        Resource = local.passed_role_arns
         Condition = {
           StringEquals = { "iam:PassedToService" = ["lambda.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com"] }
         }
-      },
-      {
-        Sid    = "ManageTheConsumerPolicy"
-        Effect = "Allow"
-        Action = [
-          "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
-          "iam:TagPolicy", "iam:UntagPolicy",
-        ]
-        Resource = [local.consumer_arn]
       },
       {
         Sid    = "ManageTheLogGroups"
@@ -285,9 +296,6 @@ locals {
         ]
         Resource = local.log_group_patterns
       },
-      # CloudWatch Logs documents these for whoever sets up a vended-log delivery (the state
-      # machines' logging); the state machines' own role holds the same, within the boundary.
-      merge(local.statement_states_log_delivery, { Sid = "SetUpTheStateMachinesLogDelivery" }),
       {
         Sid    = "ManageTheStateMachines"
         Effect = "Allow"
@@ -362,13 +370,12 @@ locals {
   }
 
   # Deployed as two managed policies (IAM allows 6,144 characters each): what is account-wide
-  # (IAM, the state bucket, log delivery), and the deployment's regional resources, which grow
+  # (IAM, the state bucket), and the deployment's regional resources, which grow
   # with each region (key ARNs, service endpoints, secret patterns).
   ci_deploy_account_sids = [
     "ListTheStateBucketAtTheStateKey", "ReadAndWriteTheStateAndItsLock",
-    "CreateAndChangeRolesOnlyUnderTheBoundary", "ManageTheRoles", "PassTheRolesToTheirServices",
-    "ManageTheConsumerPolicy", "NeverChangeTheCiRolesOrTheBoundary", "NeverRemoveABoundary",
-    "SetUpTheStateMachinesLogDelivery",
+    "ChangeRolePoliciesOnlyUnderTheBoundary", "TagAndDescribeTheRoles", "PassTheRolesToTheirServices",
+    "NeverChangeTheCiRolesOrTheBoundary", "NeverRemoveABoundary",
   ]
   ci_deploy_policies = {
     "ci-deploy"         = { Version = "2012-10-17", Statement = [for st in local.ci_deploy_policy.Statement : st if !contains(local.ci_deploy_account_sids, st.Sid)] }
@@ -433,7 +440,7 @@ resource "aws_iam_policy" "ci_deploy" {
   for_each = local.ci_deploy_policies
 
   name        = "${local.prefix}-${each.key}"
-  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)${each.key == "ci-deploy-account" ? ": IAM, state, log delivery" : ": regional resources"}"
+  description = "rotor ${var.environment}: terraform apply of this deployment (its resources by name; roles only under the boundary)${each.key == "ci-deploy-account" ? ": IAM, state" : ": regional resources"}"
   policy      = jsonencode(each.value)
   tags        = local.tags
 }

@@ -4,8 +4,10 @@ variable "name" {
   default     = "rotor"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.name))
-    error_message = "name must be 2 to 16 characters: lower-case letters, digits and '-', starting with a letter."
+    # No '-': the CI roles reach this deployment by the names "<name>-<environment>-*", which
+    # must never match another deployment's (rotor-prod-* would match rotor-prod-eu-*).
+    condition     = can(regex("^[a-z][a-z0-9]{1,15}$", var.name))
+    error_message = "name must be 2 to 16 characters: lower-case letters and digits, starting with a letter (no '-': names of other deployments must never match <name>-<environment>-*)."
   }
 }
 
@@ -14,8 +16,8 @@ variable "environment" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.environment))
-    error_message = "environment must be 2 to 20 characters: lower-case letters, digits and '-', starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9]{1,19}$", var.environment))
+    error_message = "environment must be 2 to 20 characters: lower-case letters and digits, starting with a letter (no '-': names of other deployments must never match <name>-<environment>-*)."
   }
 }
 

@@ -230,14 +230,13 @@ run "every_policy_is_least_privilege" {
     error_message = "audit-log's actions are not exactly its list."
   }
 
-  # Only stage-pending writes secret values (rollback may by the design, but only moves labels);
-  # ci-deploy writes the placeholder when Terraform creates a secret.
+  # Only stage-pending writes secret values (rollback may by the design, but only moves labels).
   assert {
     condition = [
       for name, p in output.iam_policies : name
       if contains(flatten([for s in jsondecode(p).Statement : s.Action]), "secretsmanager:PutSecretValue")
-    ] == ["ci-deploy", "stage-pending"]
-    error_message = "A role other than stage-pending (and ci-deploy, for Terraform's placeholder) may PutSecretValue."
+    ] == ["stage-pending"]
+    error_message = "A role other than stage-pending may PutSecretValue."
   }
 
   # Only stage-pending decrypts candidates, and only under a managed secret's encryption context.
@@ -502,8 +501,7 @@ run "terraform_from_ci_plan_and_ci_deploy" {
     condition = alltrue(flatten([
       for name in ["ci-plan", "ci-deploy"] : [
         for s in jsondecode(output.iam_policies[name]).Statement :
-        (try(s.Condition.StringEquals["aws:ResourceTag/application"], "") == "rotor" && try(s.Condition.StringEquals["aws:ResourceTag/environment"], "") == "test")
-        || (flatten([s.Action]) == ["secretsmanager:CreateSecret", "secretsmanager:TagResource"] && s.Condition.StringEquals == { "aws:RequestTag/application" = "rotor", "aws:RequestTag/environment" = "test" })
+        try(s.Condition.StringEquals["aws:ResourceTag/application"], "") == "rotor" && try(s.Condition.StringEquals["aws:ResourceTag/environment"], "") == "test"
         if anytrue([for a in flatten([s.Action]) : startswith(a, "secretsmanager:")])
       ]
     ]))
@@ -542,9 +540,26 @@ run "terraform_from_ci_plan_and_ci_deploy" {
     condition = alltrue([
       for s in jsondecode(output.iam_policies["ci-deploy"]).Statement :
       s.Condition.StringEquals["iam:PermissionsBoundary"] == "arn:aws:iam::123456789012:policy/rotor-test-boundary"
-      if s.Effect == "Allow" && anytrue([for a in flatten([s.Action]) : contains(["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"], a)])
+      if s.Effect == "Allow" && anytrue([for a in flatten([s.Action]) : contains(["iam:PutRolePolicy", "iam:DeleteRolePolicy"], a)])
     ])
     error_message = "ci-deploy may write a role's permissions without the boundary condition."
+  }
+  # ... on the deployment's roles by exact name (never ci-plan or ci-deploy), and passes only
+  # the service roles.
+  assert {
+    condition = alltrue(flatten([
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : [
+        for r in flatten([s.Resource]) : !strcontains(r, "*") && !endswith(r, "-ci-deploy") && !endswith(r, "-ci-plan")
+      ] if s.Effect == "Allow" && anytrue([for a in flatten([s.Action]) : startswith(a, "iam:")])
+    ])) && length(flatten([for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : flatten([s.Resource]) if s.Effect == "Allow" && contains(flatten([s.Action]), "iam:PutRolePolicy")])) == 10
+    error_message = "ci-deploy may change a role other than the deployment's ten bounded roles."
+  }
+  assert {
+    condition = alltrue([
+      for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : !anytrue([for r in flatten([s.Resource]) : endswith(r, "-ci-rotate")])
+      if contains(flatten([s.Action]), "iam:PassRole")
+    ])
+    error_message = "ci-deploy may pass ci-rotate to a service."
   }
   assert {
     condition = alltrue([
@@ -571,8 +586,15 @@ run "terraform_from_ci_plan_and_ci_deploy" {
   assert {
     condition = length(setintersection(toset(flatten([
       for s in jsondecode(output.iam_policies["ci-deploy"]).Statement : flatten([s.Action]) if s.Effect == "Allow"
-    ])), toset(["kms:CreateKey", "kms:ReplicateKey", "kms:PutKeyPolicy", "iam:CreateOpenIDConnectProvider", "iam:CreateUser", "iam:CreateAccessKey", "iam:PutUserPolicy", "secretsmanager:PutResourcePolicy"]))) == 0
-    error_message = "ci-deploy may create keys, OIDC providers, users or keys, or open a secret's resource policy."
+      ])), toset([
+      "kms:CreateKey", "kms:ReplicateKey", "kms:PutKeyPolicy", "iam:CreateOpenIDConnectProvider", "iam:CreateUser",
+      "iam:CreateAccessKey", "iam:PutUserPolicy", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+      "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:CreatePolicy", "iam:CreatePolicyVersion",
+      "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret",
+      "secretsmanager:UpdateSecret", "secretsmanager:ReplicateSecretToRegions", "secretsmanager:PutResourcePolicy",
+      "secretsmanager:UpdateSecretVersionStage", "logs:PutResourcePolicy",
+    ]))) == 0
+    error_message = "ci-deploy may create or delete identities, keys or secrets, change a trust or a value, or open a resource policy."
   }
 
   # Every role of the deployment except the two CI Terraform roles carries the boundary ...
