@@ -119,6 +119,14 @@ locals {
     sns            = local.topic_patterns
     cloudwatch     = local.alarm_patterns
   }
+  # Reads that return something encrypted with the key need kms:Decrypt through that service,
+  # under its encryption context: a function's environment (without it every plan would see the
+  # variables change), a schedule's input, a state machine's definition.
+  decrypt_through = {
+    Lambda        = { service = "lambda", context = "aws:lambda:FunctionArn", arns = local.function_patterns }
+    Scheduler     = { service = "scheduler", context = "aws:scheduler:schedule-arn", arns = [local.schedule_patterns[1]] }
+    StepFunctions = { service = "states", context = "aws:states:stateMachineArn", arns = local.state_machine_patterns }
+  }
   read_statements = concat(
     [for k in sort(keys(local.read_actions)) : merge({
       Sid      = "Read${title(k)}OfThisDeployment"
@@ -140,41 +148,17 @@ locals {
         Action   = ["kms:ListAliases", "logs:DescribeLogGroups", "states:ValidateStateMachineDefinition"]
         Resource = "*"
       },
-      {
-        # GetFunction(Configuration) shows the environment (encrypted with the key) only to a
-        # caller who may decrypt it; without it every plan would see the variables change.
-        Sid      = "DecryptTheFunctionsEnvironmentThroughLambda"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt"]
-        Resource = local.kms_key_arns
-        Condition = {
-          StringLike   = { "kms:EncryptionContext:aws:lambda:FunctionArn" = local.function_patterns }
-          StringEquals = { "kms:ViaService" = [for r in var.regions : "lambda.${r}.amazonaws.com"] }
-        }
-      },
-      {
-        # GetSchedule of a schedule whose input is encrypted with the key.
-        Sid      = "DecryptTheSchedulesThroughScheduler"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt"]
-        Resource = local.kms_key_arns
-        Condition = {
-          StringLike   = { "kms:EncryptionContext:aws:scheduler:schedule-arn" = ["${local.arn_prefix}:scheduler:${local.region}:${local.account_id}:schedule/${local.prefix}/*"] }
-          StringEquals = { "kms:ViaService" = [for r in var.regions : "scheduler.${r}.amazonaws.com"] }
-        }
-      },
-      {
-        # DescribeStateMachine of a state machine encrypted with the key.
-        Sid      = "DecryptTheStateMachinesDefinitionsThroughStepFunctions"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt"]
-        Resource = local.kms_key_arns
-        Condition = {
-          StringLike   = { "kms:EncryptionContext:aws:states:stateMachineArn" = local.state_machine_patterns }
-          StringEquals = { "kms:ViaService" = [for r in var.regions : "states.${r}.amazonaws.com"] }
-        }
-      },
     ],
+    [for name, d in local.decrypt_through : {
+      Sid      = "DecryptThrough${name}"
+      Effect   = "Allow"
+      Action   = ["kms:Decrypt"]
+      Resource = local.kms_key_arns
+      Condition = {
+        StringLike   = { "kms:EncryptionContext:${d.context}" = d.arns }
+        StringEquals = { "kms:ViaService" = [for r in var.regions : "${d.service}.${r}.amazonaws.com"] }
+      }
+    }],
   )
 
   ci_plan_policy = {
