@@ -152,10 +152,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-/// A Step Functions client for moto: region us-east-1, static test
-/// credentials, endpoint from [`endpoint`].
-pub async fn sfn_client() -> aws_sdk_sfn::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
+/// The SDK configuration for moto: region us-east-1, static test credentials,
+/// endpoint from [`endpoint`].
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(
@@ -166,25 +166,17 @@ pub async fn sfn_client() -> aws_sdk_sfn::Client {
             "rotor-tests",
         ))
         .load()
-        .await;
-    aws_sdk_sfn::Client::new(&config)
+        .await
 }
 
-/// An IAM client for moto, like [`sfn_client`].
+/// A Step Functions client for moto ([`sdk_config`]).
+pub async fn sfn_client() -> aws_sdk_sfn::Client {
+    aws_sdk_sfn::Client::new(&sdk_config().await)
+}
+
+/// An IAM client for moto ([`sdk_config`]).
 pub async fn iam_client() -> aws_sdk_iam::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "rotor-tests",
-        ))
-        .load()
-        .await;
-    aws_sdk_iam::Client::new(&config)
+    aws_sdk_iam::Client::new(&sdk_config().await)
 }
 
 /// The end of one execution on moto.
