@@ -5,8 +5,11 @@ use rotor_core::handlers;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    rotor_lambda::serve("health-probe", |services, input: HealthProbeInput| async move {
-        handlers::health_probe(&services, input).await
-    })
+    rotor_lambda::serve(
+        "health-probe",
+        |services, input: HealthProbeInput| async move {
+            handlers::health_probe(&services, input).await
+        },
+    )
     .await
 }

@@ -5,8 +5,11 @@ use rotor_core::handlers;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    rotor_lambda::serve("revoke-old-iam-key", |services, input: RevokeInput| async move {
-        handlers::revoke_old_iam_key(&services, input).await
-    })
+    rotor_lambda::serve(
+        "revoke-old-iam-key",
+        |services, input: RevokeInput| async move {
+            handlers::revoke_old_iam_key(&services, input).await
+        },
+    )
     .await
 }

@@ -5,8 +5,11 @@ use rotor_core::handlers;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    rotor_lambda::serve("stage-pending", |services, input: StagePendingInput| async move {
-        handlers::stage_pending(&services, input).await
-    })
+    rotor_lambda::serve(
+        "stage-pending",
+        |services, input: StagePendingInput| async move {
+            handlers::stage_pending(&services, input).await
+        },
+    )
     .await
 }
