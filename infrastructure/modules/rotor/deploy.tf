@@ -28,15 +28,13 @@ locals {
   arn_prefix       = "arn:${local.partition}"
   iam_arn          = "${local.arn_prefix}:iam::${local.account_id}"
   deploy_role_arns = "${local.iam_arn}:role/${local.prefix}-*"
-  # The roles ci-deploy may change (policies and tags only), by exact name.
-  bounded_role_arns = concat(
-    [for f, n in local.function_full_names : "${local.iam_arn}:role/${n}"],
-    ["${local.iam_arn}:role/${local.prefix}-rotation-sfn", "${local.iam_arn}:role/${local.prefix}-ci-rotate"],
-    length(local.scheduled_state_machine_arns) > 0 ? ["${local.iam_arn}:role/${local.prefix}-scheduler"] : [],
-    length(local.age_check_schedules) > 0 ? ["${local.iam_arn}:role/${local.prefix}-age-check-sfn"] : [],
+  # The roles AWS services assume, and with ci-rotate (which GitHub assumes) every role
+  # ci-deploy may change (policies and tags only): by exact ARN, from the roles themselves.
+  passed_role_arns = concat(
+    [for r in values(aws_iam_role.function) : r.arn], [aws_iam_role.state_machine.arn],
+    aws_iam_role.scheduler[*].arn, aws_iam_role.age_check[*].arn,
   )
-  # The roles AWS services assume (never ci-rotate, which GitHub assumes).
-  passed_role_arns  = [for a in local.bounded_role_arns : a if !endswith(a, "-ci-rotate")]
+  bounded_role_arns = concat(local.passed_role_arns, [aws_iam_role.ci_rotate.arn])
   ci_deploy_arn     = "${local.iam_arn}:role/${local.prefix}-ci-deploy"
   ci_plan_arn       = "${local.iam_arn}:role/${local.prefix}-ci-plan"
   boundary_arn      = "${local.iam_arn}:policy/${local.prefix}-boundary"

@@ -91,6 +91,12 @@ mock_provider "aws" {
   }
 }
 
+# ci-rotate's ARN, distinct from the mocked ARN every other role gets: what ci-deploy must never pass.
+override_resource {
+  target = aws_iam_role.ci_rotate
+  values = { arn = "arn:aws:iam::123456789012:role/rotor-test-ci-rotate" }
+}
+
 variables {
   environment        = "test"
   regions            = ["us-east-1", "us-west-2"]
@@ -457,6 +463,7 @@ run "schedules_and_ci_roles" {
 
 run "terraform_from_ci_plan_and_ci_deploy" {
   command = apply
+
 
   variables {
     terraform_state_bucket = "example-terraform-state"
