@@ -680,7 +680,10 @@ async fn deployed_policy_actions(iam: &aws_sdk_iam::Client, name: &str) -> BTree
     let text = if raw.trim_start().starts_with('{') {
         raw.to_string()
     } else {
-        percent_decode(raw)
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .expect("URL-encoded UTF-8")
+            .into_owned()
     };
     let document: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{arn}: {e}: {text}"));
@@ -707,24 +710,6 @@ async fn deployed_policy_actions(iam: &aws_sdk_iam::Client, name: &str) -> BTree
             _ => vec![],
         })
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).expect("URL-encoded UTF-8")
 }
 
 /// The checkov venv (target/checkov-venv from requirements-checkov.txt), built when missing or

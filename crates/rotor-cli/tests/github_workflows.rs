@@ -829,7 +829,32 @@ fn rotate_workflow_without_a_candidate_fails_and_starts_nothing() {
 /// Makes the provider and the S3 backend of a Terraform root talk to moto: the only difference
 /// from AWS, written as an override file into the test's copy of the checkout.
 fn moto_override(endpoint: &str) -> String {
-    let services = [
+    const TEMPLATE: &str = r#"# Test only (github_workflows.rs): every AWS endpoint is moto's.
+provider "aws" {
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  max_retries                 = 3
+  endpoints {
+SERVICES  }
+}
+
+terraform {
+  backend "s3" {
+    use_path_style              = true
+    skip_credentials_validation = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+    skip_requesting_account_id  = true
+    endpoints = {
+      s3  = "ENDPOINT"
+      sts = "ENDPOINT"
+      iam = "ENDPOINT"
+    }
+  }
+}
+"#;
+    let services: String = [
         "cloudwatch",
         "cloudwatchlogs",
         "iam",
@@ -841,35 +866,13 @@ fn moto_override(endpoint: &str) -> String {
         "sfn",
         "sns",
         "sts",
-    ];
-    let endpoints: String = services
-        .iter()
-        .map(|s| format!("    {s} = \"{endpoint}\"\n"))
-        .collect();
-    format!(
-        "# Test only (github_workflows.rs): every AWS endpoint is moto's.\n\
-         provider \"aws\" {{\n\
-         \x20 skip_credentials_validation = true\n\
-         \x20 skip_metadata_api_check     = true\n\
-         \x20 skip_region_validation      = true\n\
-         \x20 max_retries                 = 3\n\
-         \x20 endpoints {{\n{endpoints}  }}\n\
-         }}\n\n\
-         terraform {{\n\
-         \x20 backend \"s3\" {{\n\
-         \x20   use_path_style              = true\n\
-         \x20   skip_credentials_validation = true\n\
-         \x20   skip_metadata_api_check     = true\n\
-         \x20   skip_region_validation      = true\n\
-         \x20   skip_requesting_account_id  = true\n\
-         \x20   endpoints = {{\n\
-         \x20     s3  = \"{endpoint}\"\n\
-         \x20     sts = \"{endpoint}\"\n\
-         \x20     iam = \"{endpoint}\"\n\
-         \x20   }}\n\
-         \x20 }}\n\
-         }}\n"
-    )
+    ]
+    .iter()
+    .map(|s| format!("    {s} = \"ENDPOINT\"\n"))
+    .collect();
+    TEMPLATE
+        .replace("SERVICES", &services)
+        .replace("ENDPOINT", endpoint)
 }
 
 /// `terraform state pull` in a root the workflow initialised: the state in its S3 backend.
