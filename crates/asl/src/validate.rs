@@ -566,16 +566,7 @@ impl Validator {
     }
 
     fn processor_config(&mut self, pc: &Value, loc: &str, owner: Option<&str>) {
-        let Some(obj) = pc.as_object() else {
-            self.push(
-                INVALID_FIELD_TYPE,
-                owner,
-                loc,
-                format!(
-                    "\"ProcessorConfig\" must be an object, not {}",
-                    kind_name(pc)
-                ),
-            );
+        let Some(obj) = self.object(pc, "\"ProcessorConfig\"", loc, owner) else {
             return;
         };
         for (key, value) in obj {
@@ -651,13 +642,7 @@ impl Validator {
 
     fn state(&mut self, name: &str, st: &Value, loc: &str, inherited: Lang) -> StateInfo {
         let mut info = StateInfo::default();
-        let Some(obj) = st.as_object() else {
-            self.push(
-                INVALID_FIELD_TYPE,
-                Some(name),
-                loc,
-                format!("a state must be an object, not {}", kind_name(st)),
-            );
+        let Some(obj) = self.object(st, "a state", loc, Some(name)) else {
             return info;
         };
         let s = Some(name);
@@ -764,7 +749,7 @@ impl Validator {
             if ty == "Choice" {
                 self.loose_targets(obj, loc, &mut info);
             } else {
-                self.catch_targets(obj, loc, &mut info);
+                self.list_targets(obj, "Catch", loc, &mut info);
             }
             self.nested_graphs(name, obj, loc, lang, ty);
             return info;
@@ -800,21 +785,13 @@ impl Validator {
                 self.result_path(v, &at(loc, "ResultPath"), s);
             }
         }
-        for field in ["Parameters", "ResultSelector"] {
-            if fields.contains(&field) {
-                if let Some(v) = obj.get(field) {
-                    let l = at(loc, field);
-                    if field == "ResultSelector" && !v.is_object() {
-                        self.push(
-                            INVALID_FIELD_TYPE,
-                            s,
-                            &l,
-                            format!("\"ResultSelector\" must be an object, not {}", kind_name(v)),
-                        );
-                    }
-                    self.template(v, &l, name);
-                }
+        if fields.contains(&"Parameters") {
+            if let Some(v) = obj.get("Parameters") {
+                self.template(v, &at(loc, "Parameters"), name);
             }
+        }
+        if fields.contains(&"ResultSelector") {
+            self.object_template(obj, "ResultSelector", loc, name);
         }
         if fields.contains(&"Retry") {
             if let Some(v) = obj.get("Retry") {
@@ -853,29 +830,25 @@ impl Validator {
                 });
             }
         }
-        if let Some(choices) = obj.get("Choices").and_then(Value::as_array) {
-            for (i, c) in choices.iter().enumerate() {
-                if let Some(n) = c.get("Next").and_then(Value::as_str) {
-                    let l = at(&at_index(&at(loc, "Choices"), i), "Next");
-                    info.targets.push(Target {
-                        name: n.to_string(),
-                        location: l,
-                        field: "Next",
-                    });
-                }
-            }
-        }
-        self.catch_targets(obj, loc, info);
+        self.list_targets(obj, "Choices", loc, info);
+        self.list_targets(obj, "Catch", loc, info);
         if obj.get("End") == Some(&Value::Bool(true)) {
             info.terminal = true;
         }
     }
 
-    fn catch_targets(&mut self, obj: &Map<String, Value>, loc: &str, info: &mut StateInfo) {
-        if let Some(catchers) = obj.get("Catch").and_then(Value::as_array) {
-            for (i, c) in catchers.iter().enumerate() {
+    /// Collects the `Next` of each entry of `list` (`Choices` or `Catch`) without judging it.
+    fn list_targets(
+        &mut self,
+        obj: &Map<String, Value>,
+        list: &str,
+        loc: &str,
+        info: &mut StateInfo,
+    ) {
+        if let Some(items) = obj.get(list).and_then(Value::as_array) {
+            for (i, c) in items.iter().enumerate() {
                 if let Some(n) = c.get("Next").and_then(Value::as_str) {
-                    let l = at(&at_index(&at(loc, "Catch"), i), "Next");
+                    let l = at(&at_index(&at(loc, list), i), "Next");
                     info.targets.push(Target {
                         name: n.to_string(),
                         location: l,
@@ -897,29 +870,16 @@ impl Validator {
     ) {
         let s = Some(name);
         match ty {
-            "Parallel" => match obj.get("Branches") {
-                None => self.push(
-                    MISSING_REQUIRED_FIELD,
-                    s,
-                    loc,
-                    "a Parallel state needs \"Branches\"".into(),
-                ),
-                Some(Value::Array(branches)) => {
+            "Parallel" => {
+                if let Some(branches) =
+                    self.required_array(obj, "Branches", loc, s, "a Parallel state")
+                {
                     let l = at(loc, "Branches");
-                    if branches.is_empty() {
-                        self.push(EMPTY_FIELD, s, &l, "\"Branches\" must not be empty".into());
-                    }
                     for (i, b) in branches.iter().enumerate() {
                         self.graph(b, &at_index(&l, i), s, lang, Graph::Branch);
                     }
                 }
-                Some(other) => self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &at(loc, "Branches"),
-                    format!("\"Branches\" must be an array, not {}", kind_name(other)),
-                ),
-            },
+            }
             "Map" => {
                 let processor = obj.get("ItemProcessor");
                 let iterator = obj.get("Iterator");
@@ -982,18 +942,7 @@ impl Validator {
                 );
             }
         }
-        if let Some(c) = obj.get("Credentials") {
-            let l = at(loc, "Credentials");
-            if !c.is_object() {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &l,
-                    format!("\"Credentials\" must be an object, not {}", kind_name(c)),
-                );
-            }
-            self.template(c, &l, name);
-        }
+        self.object_template(obj, "Credentials", loc, name);
     }
 
     /// `X` (an integer >= `min`) or `XPath` (a reference path), not both. Returns the literal.
@@ -1005,15 +954,7 @@ impl Validator {
         s: Option<&str>,
         min: i64,
     ) -> Option<i64> {
-        let path_field = format!("{field}Path");
-        if obj.contains_key(field) && obj.contains_key(&path_field) {
-            self.push(
-                MUTUALLY_EXCLUSIVE_FIELDS,
-                s,
-                loc,
-                format!("\"{field}\" and \"{path_field}\" cannot both be set"),
-            );
-        }
+        let path_field = self.field_or_path(obj, field, loc, s);
         if let Some(v) = obj.get(&path_field) {
             self.reference_path(v, &path_field, &at(loc, &path_field), s);
         }
@@ -1074,15 +1015,7 @@ impl Validator {
     fn fail(&mut self, obj: &Map<String, Value>, loc: &str, name: &str) {
         let s = Some(name);
         for field in ["Error", "Cause"] {
-            let path_field = format!("{field}Path");
-            if obj.contains_key(field) && obj.contains_key(&path_field) {
-                self.push(
-                    MUTUALLY_EXCLUSIVE_FIELDS,
-                    s,
-                    loc,
-                    format!("\"{field}\" and \"{path_field}\" cannot both be set"),
-                );
-            }
+            let path_field = self.field_or_path(obj, field, loc, s);
             self.string_field(obj, field, loc, s);
             match obj.get(&path_field) {
                 None => {}
@@ -1104,44 +1037,22 @@ impl Validator {
     fn map(&mut self, obj: &Map<String, Value>, loc: &str, name: &str) {
         let s = Some(name);
         self.io_path(obj, "ItemsPath", loc, s);
-        if let Some(v) = obj.get("ItemSelector") {
-            let l = at(loc, "ItemSelector");
-            if !v.is_object() {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &l,
-                    format!("\"ItemSelector\" must be an object, not {}", kind_name(v)),
-                );
-            }
-            self.template(v, &l, name);
-            if obj.contains_key("Parameters") {
-                self.push(
-                    MUTUALLY_EXCLUSIVE_FIELDS,
-                    s,
-                    loc,
-                    "\"ItemSelector\" and \"Parameters\" (its older name on Map) cannot both be set".into(),
-                );
-            }
-        }
-        self.number_or_path(obj, "MaxConcurrency", loc, s, 0);
-        self.number_or_path(obj, "ToleratedFailureCount", loc, s, 0);
-        let pct = "ToleratedFailurePercentage";
-        if obj.contains_key(pct) && obj.contains_key("ToleratedFailurePercentagePath") {
+        self.object_template(obj, "ItemSelector", loc, name);
+        if obj.contains_key("ItemSelector") && obj.contains_key("Parameters") {
             self.push(
                 MUTUALLY_EXCLUSIVE_FIELDS,
                 s,
                 loc,
-                "\"ToleratedFailurePercentage\" and \"ToleratedFailurePercentagePath\" cannot both be set".into(),
+                "\"ItemSelector\" and \"Parameters\" (its older name on Map) cannot both be set"
+                    .into(),
             );
         }
-        if let Some(v) = obj.get("ToleratedFailurePercentagePath") {
-            self.reference_path(
-                v,
-                "ToleratedFailurePercentagePath",
-                &at(loc, "ToleratedFailurePercentagePath"),
-                s,
-            );
+        self.number_or_path(obj, "MaxConcurrency", loc, s, 0);
+        self.number_or_path(obj, "ToleratedFailureCount", loc, s, 0);
+        let pct = "ToleratedFailurePercentage";
+        let pct_path = self.field_or_path(obj, pct, loc, s);
+        if let Some(v) = obj.get(&pct_path) {
+            self.reference_path(v, &pct_path, &at(loc, &pct_path), s);
         }
         if let Some(v) = obj.get(pct) {
             match v.as_f64() {
@@ -1162,14 +1073,7 @@ impl Validator {
         }
         for field in ["ItemReader", "ResultWriter", "ItemBatcher"] {
             if let Some(v) = obj.get(field) {
-                if !v.is_object() {
-                    self.push(
-                        INVALID_FIELD_TYPE,
-                        s,
-                        &at(loc, field),
-                        format!("\"{field}\" must be an object, not {}", kind_name(v)),
-                    );
-                }
+                self.object(v, &format!("\"{field}\""), &at(loc, field), s);
             }
         }
         self.string_field(obj, "Label", loc, s);
@@ -1191,41 +1095,14 @@ impl Validator {
                 format!("\"Default\" must be a string, not {}", kind_name(other)),
             ),
         }
-        let l = at(loc, "Choices");
-        let rules = match obj.get("Choices") {
-            None => {
-                self.push(
-                    MISSING_REQUIRED_FIELD,
-                    s,
-                    loc,
-                    "a Choice state needs \"Choices\"".into(),
-                );
-                return;
-            }
-            Some(Value::Array(rules)) => rules,
-            Some(other) => {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &l,
-                    format!("\"Choices\" must be an array, not {}", kind_name(other)),
-                );
-                return;
-            }
+        let Some(rules) = self.required_array(obj, "Choices", loc, s, "a Choice state") else {
+            return;
         };
-        if rules.is_empty() {
-            self.push(EMPTY_FIELD, s, &l, "\"Choices\" must not be empty".into());
-        }
+        let l = at(loc, "Choices");
         for (i, rule) in rules.iter().enumerate() {
             let rl = at_index(&l, i);
             let before = self.out.len();
-            let Some(r) = rule.as_object() else {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &rl,
-                    format!("a Choice rule must be an object, not {}", kind_name(rule)),
-                );
+            let Some(r) = self.object(rule, "a Choice rule", &rl, s) else {
                 continue;
             };
             match r.get("Next") {
@@ -1292,24 +1169,12 @@ impl Validator {
 
     fn retriers(&mut self, v: &Value, loc: &str, name: &str) {
         let s = Some(name);
-        let Some(list) = v.as_array() else {
-            self.push(
-                INVALID_FIELD_TYPE,
-                s,
-                loc,
-                format!("\"Retry\" must be an array, not {}", kind_name(v)),
-            );
+        let Some(list) = self.array(v, "Retry", loc, s) else {
             return;
         };
         for (i, r) in list.iter().enumerate() {
             let rl = at_index(loc, i);
-            let Some(obj) = r.as_object() else {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &rl,
-                    format!("a Retrier must be an object, not {}", kind_name(r)),
-                );
+            let Some(obj) = self.object(r, "a Retrier", &rl, s) else {
                 continue;
             };
             const FIELDS: &[&str] = &[
@@ -1374,24 +1239,12 @@ impl Validator {
 
     fn catchers(&mut self, v: &Value, loc: &str, name: &str, info: &mut StateInfo) {
         let s = Some(name);
-        let Some(list) = v.as_array() else {
-            self.push(
-                INVALID_FIELD_TYPE,
-                s,
-                loc,
-                format!("\"Catch\" must be an array, not {}", kind_name(v)),
-            );
+        let Some(list) = self.array(v, "Catch", loc, s) else {
             return;
         };
         for (i, c) in list.iter().enumerate() {
             let cl = at_index(loc, i);
-            let Some(obj) = c.as_object() else {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &cl,
-                    format!("a Catcher must be an object, not {}", kind_name(c)),
-                );
+            let Some(obj) = self.object(c, "a Catcher", &cl, s) else {
                 continue;
             };
             for key in obj.keys() {
@@ -1447,36 +1300,11 @@ impl Validator {
         last: bool,
         what: &str,
     ) {
-        let l = at(loc, "ErrorEquals");
-        let list = match obj.get("ErrorEquals") {
-            None => {
-                self.push(
-                    MISSING_REQUIRED_FIELD,
-                    s,
-                    loc,
-                    format!("a {what} needs \"ErrorEquals\""),
-                );
-                return;
-            }
-            Some(Value::Array(list)) => list,
-            Some(other) => {
-                self.push(
-                    INVALID_FIELD_TYPE,
-                    s,
-                    &l,
-                    format!("\"ErrorEquals\" must be an array, not {}", kind_name(other)),
-                );
-                return;
-            }
+        let Some(list) = self.required_array(obj, "ErrorEquals", loc, s, &format!("a {what}"))
+        else {
+            return;
         };
-        if list.is_empty() {
-            self.push(
-                EMPTY_FIELD,
-                s,
-                &l,
-                "\"ErrorEquals\" must not be empty".into(),
-            );
-        }
+        let l = at(loc, "ErrorEquals");
         for (j, e) in list.iter().enumerate() {
             let el = at_index(&l, j);
             match e {
@@ -1632,6 +1460,103 @@ impl Validator {
         }
     }
 
+    /// `v` as an object; otherwise reports "`what` must be an object" (`what`: "a Retrier",
+    /// "\"Credentials\"", ...) at `loc`.
+    fn object<'a>(
+        &mut self,
+        v: &'a Value,
+        what: &str,
+        loc: &str,
+        s: Option<&str>,
+    ) -> Option<&'a Map<String, Value>> {
+        let obj = v.as_object();
+        if obj.is_none() {
+            self.push(
+                INVALID_FIELD_TYPE,
+                s,
+                loc,
+                format!("{what} must be an object, not {}", kind_name(v)),
+            );
+        }
+        obj
+    }
+
+    /// A payload template that must be an object: ResultSelector, Credentials, ItemSelector.
+    fn object_template(&mut self, obj: &Map<String, Value>, field: &str, loc: &str, name: &str) {
+        if let Some(v) = obj.get(field) {
+            let l = at(loc, field);
+            self.object(v, &format!("\"{field}\""), &l, Some(name));
+            self.template(v, &l, name);
+        }
+    }
+
+    /// `v` (the value of `field`, at `loc`) as an array; otherwise reports its type.
+    fn array<'a>(
+        &mut self,
+        v: &'a Value,
+        field: &str,
+        loc: &str,
+        s: Option<&str>,
+    ) -> Option<&'a Vec<Value>> {
+        let list = v.as_array();
+        if list.is_none() {
+            self.push(
+                INVALID_FIELD_TYPE,
+                s,
+                loc,
+                format!("\"{field}\" must be an array, not {}", kind_name(v)),
+            );
+        }
+        list
+    }
+
+    /// A required, non-empty array field (`whose` needs it: "a Choice state", "a Retrier", ...).
+    /// Returns the array when it is one, even an empty one (that is reported).
+    fn required_array<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        field: &str,
+        loc: &str,
+        s: Option<&str>,
+        whose: &str,
+    ) -> Option<&'a Vec<Value>> {
+        let Some(v) = obj.get(field) else {
+            self.push(
+                MISSING_REQUIRED_FIELD,
+                s,
+                loc,
+                format!("{whose} needs \"{field}\""),
+            );
+            return None;
+        };
+        let l = at(loc, field);
+        let list = self.array(v, field, &l, s)?;
+        if list.is_empty() {
+            self.push(EMPTY_FIELD, s, &l, format!("\"{field}\" must not be empty"));
+        }
+        Some(list)
+    }
+
+    /// `X` and `XPath` exclude each other; returns the name `XPath`.
+    fn field_or_path(
+        &mut self,
+        obj: &Map<String, Value>,
+        field: &str,
+        loc: &str,
+        s: Option<&str>,
+    ) -> String {
+        let path_field = format!("{field}Path");
+        if obj.contains_key(field) && obj.contains_key(&path_field) {
+            self.push(
+                MUTUALLY_EXCLUSIVE_FIELDS,
+                s,
+                loc,
+                format!("\"{field}\" and \"{path_field}\" cannot both be set"),
+            );
+        }
+        path_field
+    }
+
     fn string_field(&mut self, obj: &Map<String, Value>, field: &str, loc: &str, s: Option<&str>) {
         if let Some(v) = obj.get(field) {
             if !v.is_string() {
@@ -1733,6 +1658,14 @@ mod tests {
             state.map(str::to_string),
             location.to_string(),
         )
+    }
+
+    /// "CODE /location" of each diagnostic, in order.
+    fn code_locations(def: &Value) -> Vec<String> {
+        validate(def)
+            .into_iter()
+            .map(|d| format!("{} {}", d.code, d.location))
+            .collect()
     }
 
     fn machine(states: Value) -> Value {
@@ -1908,10 +1841,7 @@ mod tests {
                 "ErrorEquals": ["E"], "IntervalSeconds": 2.0, "MaxAttempts": 100000000,
                 "MaxDelaySeconds": 31622401, "JitterStrategy": "full", "BackoffRate": "2"}]}
         }));
-        let got: Vec<String> = validate(&bad)
-            .into_iter()
-            .map(|d| format!("{} {}", d.code, d.location))
-            .collect();
+        let got = code_locations(&bad);
         assert_eq!(
             got,
             vec![
@@ -1962,10 +1892,7 @@ mod tests {
                 "literal": "$.not-dynamic-without-dollar-suffix"
             }}
         }));
-        let got: Vec<String> = validate(&def)
-            .into_iter()
-            .map(|d| format!("{} {}", d.code, d.location))
-            .collect();
+        let got = code_locations(&def);
         assert_eq!(
             got,
             vec![
@@ -2035,10 +1962,7 @@ mod tests {
             json!({"T": {"Type": "Task", "Resource": LAMBDA, "End": true,
             "TimeoutSeconds": 0, "HeartbeatSeconds": 5, "HeartbeatSecondsPath": "$.h"}}),
         );
-        let got: Vec<String> = validate(&bad)
-            .into_iter()
-            .map(|d| format!("{} {}", d.code, d.location))
-            .collect();
+        let got = code_locations(&bad);
         assert_eq!(
             got,
             vec![
@@ -2058,10 +1982,7 @@ mod tests {
             ]},
             "D": {"Type": "Succeed"}
         }));
-        let got: Vec<String> = validate(&def)
-            .into_iter()
-            .map(|d| format!("{} {}", d.code, d.location))
-            .collect();
+        let got = code_locations(&def);
         assert_eq!(
             got,
             vec![
