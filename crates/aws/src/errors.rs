@@ -292,6 +292,25 @@ where
     to_rotor(&classify(err), call)
 }
 
+/// [`map_sdk_error`], except for the one error code `code` that means something of its own
+/// for this operation (IAM's `LimitExceeded` on CreateAccessKey, ...): that failure is
+/// `special(cause)`, with the failure's [`Failure::cause`].
+pub fn map_sdk_error_except<E>(
+    err: &SdkError<E, HttpResponse>,
+    call: Call<'_>,
+    code: &str,
+    special: impl FnOnce(String) -> RotorError,
+) -> RotorError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    let f = classify(err);
+    if f.code() == Some(code) {
+        return special(f.cause());
+    }
+    to_rotor(&f, call)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +444,31 @@ mod tests {
             map_sdk_error(&construction, call()).asl_name(),
             "Rotor.Internal"
         );
+    }
+
+    #[test]
+    fn one_code_can_mean_something_else() {
+        let special = |code: &str| {
+            map_sdk_error_except(
+                &service(code, "it exists", 400),
+                call(),
+                "ResourceExistsException",
+                |cause| RotorError::KeyLimit(format!("special ({cause})")),
+            )
+        };
+        let e = special("ResourceExistsException");
+        assert_eq!(e.asl_name(), "Rotation.KeyLimit");
+        assert_eq!(
+            e.to_string(),
+            RotorError::KeyLimit("special (ResourceExistsException: it exists)".into()).to_string()
+        );
+        // Any other code: the common mapping, with the call in the message.
+        let e = special("InvalidRequestException");
+        assert_eq!(
+            e.to_string(),
+            mapped("InvalidRequestException", "it exists", 400).to_string()
+        );
+        assert!(e.to_string().contains("GetSecretValue"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`Iam`] on AWS IAM: a user's access keys.
 
-use crate::errors::{classify, map_sdk_error, to_rotor, Call};
-use crate::{to_chrono, to_rfc3339};
+use crate::errors::{map_sdk_error, map_sdk_error_except, Call};
+use crate::{created, next_page, oldest_first, to_chrono};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_iam::types::StatusType;
@@ -66,10 +66,7 @@ impl Iam for AwsIam {
                 })?;
             for k in out.access_key_metadata {
                 let Some(id) = k.access_key_id else { continue };
-                let (millis, created_at) = match k.create_date {
-                    Some(d) => (d.to_millis().unwrap_or(0), to_rfc3339(&d)),
-                    None => (0, String::new()),
-                };
+                let (millis, created_at) = created(k.create_date.as_ref());
                 keys.push((
                     millis,
                     AccessKeyInfo {
@@ -79,13 +76,12 @@ impl Iam for AwsIam {
                     },
                 ));
             }
-            match out.marker.filter(|m| out.is_truncated && !m.is_empty()) {
-                Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
-                _ => break,
+            marker = next_page(out.marker.filter(|_| out.is_truncated), &marker);
+            if marker.is_none() {
+                break;
             }
         }
-        keys.sort_by_key(|(millis, _)| *millis);
-        Ok(keys.into_iter().map(|(_, k)| k).collect())
+        Ok(oldest_first(keys))
     }
 
     /// CreateAccessKey. A third key: `Rotation.KeyLimit` (LimitExceeded); unknown user:
@@ -98,16 +94,15 @@ impl Iam for AwsIam {
             .send()
             .await
             .map_err(|e| {
-                let f = classify(&e);
-                if f.code() == Some("LimitExceeded") {
-                    return RotorError::KeyLimit(format!(
-                        "user {user} already has {MAX_KEYS_PER_USER} access keys ({})",
-                        f.cause()
-                    ));
-                }
-                to_rotor(
-                    &f,
+                map_sdk_error_except(
+                    &e,
                     Call::new(SERVICE, "CreateAccessKey", &user_subject(user)),
+                    "LimitExceeded",
+                    |cause| {
+                        RotorError::KeyLimit(format!(
+                            "user {user} already has {MAX_KEYS_PER_USER} access keys ({cause})"
+                        ))
+                    },
                 )
             })?;
         let key = out.access_key.ok_or_else(|| {

@@ -25,8 +25,8 @@
 //!   moto takes the label off the old version before failing on a missing target; this adapter
 //!   never sends such a request, so on any error no label has changed.
 
-use crate::errors::{classify, map_sdk_error, to_rotor, Call, Failure};
-use crate::to_rfc3339;
+use crate::errors::{map_sdk_error, map_sdk_error_except, Call};
+use crate::{created, next_page, oldest_first};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::types::Tag;
@@ -104,14 +104,12 @@ impl SecretsManagerStore {
             .send()
             .await
             .map_err(|e| {
-                let f = classify(&e);
-                if f.code() == Some("ResourceExistsException") {
-                    return RotorError::input(format!(
-                        "secret {id} already exists ({})",
-                        f.cause()
-                    ));
-                }
-                to_rotor(&f, Call::new(SERVICE, "CreateSecret", &subject(id)))
+                map_sdk_error_except(
+                    &e,
+                    Call::new(SERVICE, "CreateSecret", &subject(id)),
+                    "ResourceExistsException",
+                    |cause| RotorError::input(format!("secret {id} already exists ({cause})")),
+                )
             })?;
         out.version_id.ok_or_else(|| {
             RotorError::internal(format!(
@@ -140,10 +138,9 @@ impl SecretsManagerStore {
                     .filter(|s| s.deleted_date.is_none())
                     .filter_map(|s| s.name),
             );
-            match out.next_token.filter(|t| !t.is_empty()) {
-                // moto answers an empty NextToken on the last page; guard against a repeat too.
-                Some(t) if Some(&t) != next.as_ref() => next = Some(t),
-                _ => break,
+            next = next_page(out.next_token, &next);
+            if next.is_none() {
+                break;
             }
         }
         names.sort();
@@ -229,10 +226,7 @@ impl SecretsManagerStore {
                 let mut stages = v.version_stages.unwrap_or_default();
                 stages.sort();
                 stages.dedup();
-                let (millis, created_at) = match v.created_date {
-                    Some(d) => (d.to_millis().unwrap_or(0), to_rfc3339(&d)),
-                    None => (0, String::new()),
-                };
+                let (millis, created_at) = created(v.created_date.as_ref());
                 versions.push((
                     millis,
                     VersionInfo {
@@ -242,14 +236,12 @@ impl SecretsManagerStore {
                     },
                 ));
             }
-            match out.next_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != next.as_ref() => next = Some(t),
-                _ => break,
+            next = next_page(out.next_token, &next);
+            if next.is_none() {
+                break;
             }
         }
-        // Stable: equal times keep the service's order.
-        versions.sort_by_key(|(millis, _)| *millis);
-        Ok(versions.into_iter().map(|(_, v)| v).collect())
+        Ok(oldest_first(versions))
     }
 
     /// UpdateSecretVersionStage, sent as asked (the checks are the caller's).
@@ -305,16 +297,17 @@ impl SecretStore for SecretsManagerStore {
             Version::Id(id) => (request.version_id(id), format!("version {id}")),
         };
         let out = request.send().await.map_err(|e| {
-            let f = classify(&e);
-            if matches!(&f, Failure::Service { code: Some(c), .. } if c == "ResourceNotFoundException")
-            {
+            map_sdk_error_except(
+                &e,
+                Call::new(SERVICE, "GetSecretValue", &subject(secret_id)),
+                "ResourceNotFoundException",
                 // AWS says which is missing in the message (the secret, or the version).
-                return RotorError::input(format!(
-                    "secret {secret_id} has no {asked}, or does not exist ({})",
-                    f.cause()
-                ));
-            }
-            to_rotor(&f, Call::new(SERVICE, "GetSecretValue", &subject(secret_id)))
+                |cause| {
+                    RotorError::input(format!(
+                        "secret {secret_id} has no {asked}, or does not exist ({cause})"
+                    ))
+                },
+            )
         })?;
         let version_id = out.version_id.clone().unwrap_or_default();
         let stages = out.version_stages.clone().unwrap_or_default();
@@ -381,14 +374,14 @@ impl SecretStore for SecretsManagerStore {
             .send()
             .await
             .map_err(|e| {
-                let f = classify(&e);
-                if f.code() == Some("ResourceExistsException") {
-                    return RotorError::input(format!(
-                        "a version with ClientRequestToken {token} already exists with a different value ({}): secret {secret_id}",
-                        f.cause()
-                    ));
-                }
-                to_rotor(&f, Call::new(SERVICE, "PutSecretValue", &subject(secret_id)))
+                map_sdk_error_except(
+                    &e,
+                    Call::new(SERVICE, "PutSecretValue", &subject(secret_id)),
+                    "ResourceExistsException",
+                    |cause| RotorError::input(format!(
+                        "a version with ClientRequestToken {token} already exists with a different value ({cause}): secret {secret_id}"
+                    )),
+                )
             })?;
         if out.version_id.as_deref() != Some(token) {
             return Err(RotorError::internal(format!(

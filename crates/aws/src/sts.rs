@@ -52,6 +52,14 @@ fn credentials(access_key_id: &str, secret_access_key: &SecretValue) -> Credenti
 /// A probe call's failure: a key the service does not know (yet) is `Probe.NotReady`, a
 /// definite "no" is `Probe.Rejected`, anything else the common mapping.
 fn probe_failure(f: &Failure, access_key_id: &str, call: Call<'_>) -> RotorError {
+    let rejected = || {
+        RotorError::ProbeRejected(format!(
+            "{} {} rejected access key {access_key_id} ({})",
+            call.service,
+            call.operation,
+            f.cause()
+        ))
+    };
     match f.code() {
         Some("InvalidClientTokenId" | "UnrecognizedClientException" | "InvalidAccessKeyId") => {
             RotorError::ProbeNotReady(format!(
@@ -65,21 +73,9 @@ fn probe_failure(f: &Failure, access_key_id: &str, call: Call<'_>) -> RotorError
             | "ExpiredToken"
             | "AccessDenied"
             | "AccessDeniedException",
-        ) => RotorError::ProbeRejected(format!(
-            "{} {} rejected access key {access_key_id} ({})",
-            call.service,
-            call.operation,
-            f.cause()
-        )),
+        ) => rejected(),
         // A denial without a code (moto answers some denials with a bare HTTP 403).
-        _ if matches!(f, Failure::Service { status: Some(403), .. }) => {
-            RotorError::ProbeRejected(format!(
-                "{} {} rejected access key {access_key_id} ({})",
-                call.service,
-                call.operation,
-                f.cause()
-            ))
-        }
+        _ if matches!(f, Failure::Service { status: Some(403), .. }) => rejected(),
         _ => to_rotor(f, call),
     }
 }
