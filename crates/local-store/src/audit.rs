@@ -41,20 +41,7 @@ fn from_json<T: for<'de> Deserialize<'de>>(what: &str, key: &str, text: &str) ->
 impl LocalStore {
     /// Audit records, oldest `started_at` first; only one secret's when `secret` is given.
     pub fn audit_records(&self, secret: Option<&str>) -> Result<Vec<AuditRecord>> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT execution_id, record FROM audit_records WHERE ?1 IS NULL OR secret_id = ?1
-                 ORDER BY started_at, execution_id",
-            )?;
-            let rows = stmt
-                .query_map([secret], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.iter()
-                .map(|(id, text)| from_json("audit record", id, text))
-                .collect()
-        })
+        self.list_by_secret("audit_records", "audit record", secret)
     }
 
     /// Metrics in the order they were put; only those named `name` when given.
@@ -76,21 +63,14 @@ impl LocalStore {
 
     /// Saves an execution, replacing an earlier save of the same `execution_id`.
     pub fn save_execution(&self, record: &ExecutionRecord) -> Result<()> {
-        if record.execution_id.is_empty() {
-            return Err(RotorError::input(
-                "an execution record needs an execution_id",
-            ));
-        }
-        let text = to_json("execution record", record)?;
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO executions (execution_id, secret_id, started_at, record) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (execution_id) DO UPDATE SET
-                   secret_id = excluded.secret_id, started_at = excluded.started_at, record = excluded.record",
-                params![record.execution_id, record.secret_id, record.started_at, text],
-            )?;
-            Ok(())
-        })
+        self.upsert_by_execution(
+            "executions",
+            "execution record",
+            &record.execution_id,
+            &record.secret_id,
+            &record.started_at,
+            record,
+        )
     }
 
     /// The execution saved under `execution_id`, if any.
@@ -110,19 +90,62 @@ impl LocalStore {
 
     /// Executions, oldest `started_at` first; only one secret's when `secret` is given.
     pub fn list_executions(&self, secret: Option<&str>) -> Result<Vec<ExecutionRecord>> {
+        self.list_by_secret("executions", "execution", secret)
+    }
+
+    /// The records of `table` (audit_records or executions: keyed by `execution_id`, listed by
+    /// `secret_id`), oldest `started_at` first; only one secret's when `secret` is given. A stored
+    /// record that does not parse is an error naming `what` and its `execution_id`.
+    fn list_by_secret<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: &'static str,
+        what: &str,
+        secret: Option<&str>,
+    ) -> Result<Vec<T>> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT execution_id, record FROM executions WHERE ?1 IS NULL OR secret_id = ?1
-                 ORDER BY started_at, execution_id",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT execution_id, record FROM {table} WHERE ?1 IS NULL OR secret_id = ?1
+                 ORDER BY started_at, execution_id"
+            ))?;
             let rows = stmt
                 .query_map([secret], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.iter()
-                .map(|(id, text)| from_json("execution", id, text))
+                .map(|(id, text)| from_json(what, id, text))
                 .collect()
+        })
+    }
+
+    /// Saves `record` (an audit record or an execution record, as `what` names it) into `table`
+    /// (audit_records or executions) under its keys, replacing an earlier save of the same
+    /// `execution_id`, which must not be empty.
+    fn upsert_by_execution<T: Serialize>(
+        &self,
+        table: &'static str,
+        what: &str,
+        execution_id: &str,
+        secret_id: &str,
+        started_at: &str,
+        record: &T,
+    ) -> Result<()> {
+        if execution_id.is_empty() {
+            return Err(RotorError::input(format!(
+                "an {what} needs an execution_id"
+            )));
+        }
+        let text = to_json(what, record)?;
+        self.write(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {table} (execution_id, secret_id, started_at, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (execution_id) DO UPDATE SET
+                   secret_id = excluded.secret_id, started_at = excluded.started_at, record = excluded.record"
+                ),
+                params![execution_id, secret_id, started_at, text],
+            )?;
+            Ok(())
         })
     }
 }
@@ -131,19 +154,14 @@ impl LocalStore {
 impl AuditSink for LocalStore {
     /// Upsert by `execution_id`: recording an execution again keeps one record (the latest).
     async fn record(&self, record: &AuditRecord) -> Result<()> {
-        if record.execution_id.is_empty() {
-            return Err(RotorError::input("an audit record needs an execution_id"));
-        }
-        let text = to_json("audit record", record)?;
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO audit_records (execution_id, secret_id, started_at, record) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (execution_id) DO UPDATE SET
-                   secret_id = excluded.secret_id, started_at = excluded.started_at, record = excluded.record",
-                params![record.execution_id, record.secret_id, record.started_at, text],
-            )?;
-            Ok(())
-        })
+        self.upsert_by_execution(
+            "audit_records",
+            "audit record",
+            &record.execution_id,
+            &record.secret_id,
+            &record.started_at,
+            record,
+        )
     }
 
     /// PutMetricData: appended.

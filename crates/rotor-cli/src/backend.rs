@@ -13,7 +13,10 @@ use crate::store;
 use anyhow::{anyhow, bail, Result};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
+use aws_sdk_sfn::config::http::HttpResponse;
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use clap::{Args, ValueEnum};
+use rotor_aws::errors::Call;
 use rotor_aws::{AwsAdapters, AwsOptions, CloudWatchAudit, SecretsManagerStore};
 use rotor_core::ports::{AuditRecord, AuditSink, Metric, SecretStore, Services};
 use rotor_local_store::LocalStore;
@@ -238,16 +241,13 @@ impl Aws {
                     .send()
                     .await
                     .map_err(|e| {
-                        anyhow!(
-                            "{}",
-                            rotor_aws::map_sdk_error(
-                                &e,
-                                rotor_aws::errors::Call::new(
-                                    "Secrets Manager",
-                                    "DescribeSecret",
-                                    &format!("secret {secret_id}")
-                                )
-                            )
+                        sdk_error(
+                            &e,
+                            Call::new(
+                                "Secrets Manager",
+                                "DescribeSecret",
+                                &format!("secret {secret_id}"),
+                            ),
                         )
                     })?;
                 // DescribeSecret omits the AWS managed key aws/secretsmanager, which only Secrets
@@ -291,6 +291,15 @@ impl Aws {
     pub fn sfn(&self) -> aws_sdk_sfn::Client {
         aws_sdk_sfn::Client::new(&self.config)
     }
+}
+
+/// A failed AWS SDK call as rotor words it ([`rotor_aws::map_sdk_error`]), for the calls the CLI
+/// makes itself.
+pub fn sdk_error<E>(err: &SdkError<E, HttpResponse>, call: Call<'_>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow!("{}", rotor_aws::map_sdk_error(err, call))
 }
 
 /// The audit sink of in-process rotations on the aws backend: every record goes to CloudWatch

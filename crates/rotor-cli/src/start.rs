@@ -12,7 +12,7 @@
 //! 1 to 80 characters of `[A-Za-z0-9_-]`, as Step Functions requires; the same request in the
 //! same millisecond gets the same name, which Step Functions refuses to start twice.
 
-use crate::backend::{Backend, BackendKind, GlobalArgs, Need};
+use crate::backend::{sdk_error, Backend, BackendKind, GlobalArgs, Need};
 use crate::exit;
 use crate::store;
 use crate::workflow::{self, Ending};
@@ -148,12 +148,9 @@ pub async fn describe(client: &aws_sdk_sfn::Client, arn: &str) -> Result<Describ
         .send()
         .await
         .map_err(|e| {
-            anyhow!(
-                "{}",
-                rotor_aws::map_sdk_error(
-                    &e,
-                    Call::new(SERVICE, "DescribeExecution", &format!("execution {arn}"))
-                )
+            sdk_error(
+                &e,
+                Call::new(SERVICE, "DescribeExecution", &format!("execution {arn}")),
             )
         })?;
     Ok(Described {
@@ -189,12 +186,9 @@ pub async fn execution_history(client: &aws_sdk_sfn::Client, arn: &str) -> Resul
             .send()
             .await
             .map_err(|e| {
-                anyhow!(
-                    "{}",
-                    rotor_aws::map_sdk_error(
-                        &e,
-                        Call::new(SERVICE, "GetExecutionHistory", &format!("execution {arn}"))
-                    )
+                sdk_error(
+                    &e,
+                    Call::new(SERVICE, "GetExecutionHistory", &format!("execution {arn}")),
                 )
             })?;
         let body = capture.take().ok_or_else(|| {
@@ -409,16 +403,13 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
             .send()
             .await
             .map_err(|e| {
-                anyhow!(
-                    "{}",
-                    rotor_aws::map_sdk_error(
-                        &e,
-                        Call::new(
-                            SERVICE,
-                            "StartExecution",
-                            &format!("state machine {state_machine}")
-                        )
-                    )
+                sdk_error(
+                    &e,
+                    Call::new(
+                        SERVICE,
+                        "StartExecution",
+                        &format!("state machine {state_machine}"),
+                    ),
                 )
             })?;
         let arn = started.execution_arn().to_string();
