@@ -287,6 +287,7 @@ async fn moto_does_not_serve_cloudwatch_cbor() {
             started_at: now.clone(),
             finished_at: now,
             iam: None,
+            recovery: None,
         })
         .await
         .unwrap();

@@ -187,6 +187,9 @@ impl World {
             candidate_ciphertext: None,
             requested_by: Some("iam_moto".into()),
             reason: Some("acceptance".into()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         };
         run_rotation(
             load_rotation_definition(),
@@ -197,6 +200,8 @@ impl World {
                 seed: Some(3),
                 real_time,
                 observer,
+                resume: None,
+                interrupt: None,
             },
         )
         .await
@@ -520,6 +525,9 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
             candidate_ciphertext: None,
             requested_by: None,
             reason: None,
+            target_version_id: None,
+            force: false,
+            recovery: None,
         },
     };
     let staged = handlers::stage_pending(&w.services, req.clone())

@@ -207,6 +207,9 @@ impl World {
             candidate_ciphertext,
             requested_by: Some("workflow_moto".into()),
             reason: Some("acceptance test".into()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         }
     }
 
@@ -217,6 +220,9 @@ impl World {
             candidate_ciphertext: None,
             requested_by: Some("workflow_moto".into()),
             reason: Some("manual rollback".into()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         }
     }
 
@@ -233,6 +239,8 @@ impl World {
                 seed: Some(7),
                 real_time: false,
                 observer: None,
+                resume: None,
+                interrupt: None,
             },
         )
         .await;

@@ -992,6 +992,7 @@ pub async fn audit_record_and_metric(f: &dyn Fixture) {
         started_at: "2026-01-02T03:04:05.000Z".into(),
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         iam: None,
+        recovery: None,
     };
     f.audit().record(&record).await.unwrap();
     f.audit().record(&record).await.unwrap();

@@ -50,6 +50,51 @@ pub struct RunOptions {
     /// Start time of the virtual clock; now when `None`.
     pub start_time: Option<DateTime<Utc>>,
     pub observer: Option<Observer>,
+    /// Continue an interrupted execution (redrive) instead of starting at `StartAt`.
+    pub resume: Option<Resume>,
+    /// Asked at every top-level state boundary (and during Waits and retry intervals): once it
+    /// is set, the execution stops there as ABORTED, resumable with [`Resume`].
+    pub interrupt: Option<Arc<Interrupt>>,
+}
+
+/// Where a redriven execution continues: the state to enter and its input (see
+/// [`crate::redrive::resume_point`]), the history so far, and the original start time.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub state: String,
+    pub input: Value,
+    pub events: Vec<HistoryEvent>,
+    pub start_time: DateTime<Utc>,
+    /// `$$.Execution.RedriveCount` of this run (1 for the first redrive).
+    pub redrive_count: u32,
+}
+
+/// A request to stop at the next state boundary (SIGINT, SIGTERM), with the cause recorded in
+/// the ExecutionAborted event.
+#[derive(Default)]
+pub struct Interrupt {
+    cause: Mutex<Option<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub fn new() -> Arc<Interrupt> {
+        Arc::new(Interrupt::default())
+    }
+
+    /// Asks the execution to stop; the first cause given is kept.
+    pub fn request(&self, cause: impl Into<String>) {
+        let mut c = self.cause.lock().unwrap();
+        if c.is_none() {
+            *c = Some(cause.into());
+        }
+        drop(c);
+        self.notify.notify_waiters();
+    }
+
+    pub fn requested(&self) -> Option<String> {
+        self.cause.lock().unwrap().clone()
+    }
 }
 
 impl RunOptions {
@@ -62,6 +107,8 @@ impl RunOptions {
             seed: None,
             start_time: None,
             observer: None,
+            resume: None,
+            interrupt: None,
         }
     }
 }
@@ -75,6 +122,9 @@ pub struct Outcome {
     pub cause: Option<String>,
     pub events: Vec<HistoryEvent>,
 }
+
+/// The error an interrupted (ABORTED) execution reports.
+pub const ABORTED_ERROR: &str = "Execution.Interrupted";
 
 pub fn state_machine_arn(name: &str) -> String {
     format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}")
@@ -93,6 +143,8 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 enum Stop {
     Failed(StatesError),
     TimedOut,
+    /// Interrupted before entering the named state (or during its wait), with the cause.
+    Aborted(String),
 }
 
 impl From<StatesError> for Stop {
@@ -117,11 +169,17 @@ struct Run {
     execution: Value,
     state_machine: Value,
     deadline: Option<DateTime<Utc>>,
+    interrupt: Option<Arc<Interrupt>>,
 }
 
 /// Runs an execution to its end and returns its outcome and history.
 pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) -> Outcome {
-    let start = options.start_time.unwrap_or_else(Utc::now);
+    let resume = options.resume;
+    let start = resume
+        .as_ref()
+        .map(|r| r.start_time)
+        .or(options.start_time)
+        .unwrap_or_else(Utc::now);
     let exec_arn = execution_arn(&options.state_machine_name, &options.name);
     let sm_arn = state_machine_arn(&options.state_machine_name);
     let rng = match options.seed {
@@ -131,7 +189,10 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
     let run = Run {
         handler: options.handler,
         real_time: options.real_time,
-        log: EventLog::new(MAX_HISTORY_EVENTS, options.observer),
+        log: match &resume {
+            Some(r) => EventLog::resume(MAX_HISTORY_EVENTS, options.observer, r.events.clone()),
+            None => EventLog::new(MAX_HISTORY_EVENTS, options.observer),
+        },
         rng: Mutex::new(rng),
         execution: json!({
             "Id": exec_arn,
@@ -139,31 +200,58 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
             "Name": options.name,
             "RoleArn": format!("arn:aws:iam::{ACCOUNT}:role/rotor-local"),
             "StartTime": timestamp(start),
+            "RedriveCount": resume.as_ref().map_or(0, |r| r.redrive_count),
         }),
         state_machine: json!({"Id": sm_arn, "Name": options.state_machine_name}),
         deadline: machine
             .timeout_seconds
             .map(|s| start + Duration::seconds(s as i64)),
+        interrupt: options.interrupt,
     };
-    let mut line = Line {
-        now: start,
-        last: 0,
+    let (result, mut end) = match resume {
+        None => {
+            let mut line = Line {
+                now: start,
+                last: 0,
+            };
+            let input_text = input.to_string();
+            // ExecutionStartedEventDetails has no state machine ARN (service model: input,
+            // inputDetails, roleArn and the alias/version ARNs).
+            let _ = run.emit(
+                &mut line,
+                "ExecutionStarted",
+                json!({
+                    "input": input_text,
+                    "inputDetails": {"truncated": false},
+                    "roleArn": run.execution["RoleArn"],
+                }),
+            );
+            // As in histories recorded on AWS, the first state's entry has previousEventId 0.
+            line.last = 0;
+            run.run_graph(machine, &machine.start_at, input, line, true)
+                .await
+        }
+        Some(r) => {
+            // The virtual clock goes on from the last recorded event; the real one from now.
+            let last_at = r
+                .events
+                .last()
+                .and_then(|e| e["timestamp"].as_str())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(start);
+            let mut line = Line {
+                now: if run.real_time { Utc::now() } else { last_at },
+                last: r.events.len() as u64,
+            };
+            let _ = run.emit(
+                &mut line,
+                "ExecutionRedriven",
+                json!({"redriveCount": r.redrive_count}),
+            );
+            run.run_graph(machine, &r.state, r.input, line, true).await
+        }
     };
-    let input_text = input.to_string();
-    // ExecutionStartedEventDetails has no state machine ARN (service model: input,
-    // inputDetails, roleArn and the alias/version ARNs).
-    let _ = run.emit(
-        &mut line,
-        "ExecutionStarted",
-        json!({
-            "input": input_text,
-            "inputDetails": {"truncated": false},
-            "roleArn": run.execution["RoleArn"],
-        }),
-    );
-    // As in histories recorded on AWS, the first state's entry has previousEventId 0.
-    line.last = 0;
-    let (result, mut end) = run.run_graph(machine, input, line).await;
     if run.real_time {
         end.now = Utc::now();
     }
@@ -191,6 +279,16 @@ pub async fn execute(machine: &StateMachine, input: Value, options: RunOptions) 
                 json!({"error": e, "cause": c}),
             );
             (Status::TimedOut, None, Some(e), Some(c))
+        }
+        Err(Stop::Aborted(cause)) => {
+            let e = ABORTED_ERROR.to_string();
+            run.log.push_final(
+                end.now,
+                end.last,
+                "ExecutionAborted",
+                json!({"error": e, "cause": cause}),
+            );
+            (Status::Aborted, None, Some(e), Some(cause))
         }
         Err(Stop::Failed(e)) => {
             let mut details = Map::new();
@@ -341,7 +439,24 @@ impl Run {
         }
         if self.real_time {
             if let Ok(d) = (until - Utc::now()).to_std() {
-                tokio::time::sleep(d).await;
+                match &self.interrupt {
+                    Some(i) => {
+                        let notified = i.notify.notified();
+                        tokio::pin!(notified);
+                        notified.as_mut().enable();
+                        if i.requested().is_none() {
+                            tokio::select! {
+                                _ = tokio::time::sleep(d) => {}
+                                _ = notified => {}
+                            }
+                        }
+                        if let Some(cause) = i.requested() {
+                            line.now = Utc::now();
+                            return Err(Stop::Aborted(format!("{cause} (while waiting)")));
+                        }
+                    }
+                    None => tokio::time::sleep(d).await,
+                }
             }
             line.now = Utc::now();
         } else {
@@ -350,16 +465,28 @@ impl Run {
         Ok(())
     }
 
+    /// Runs `graph` from the state `from`; `top` for the execution's own states (only there
+    /// does an interrupt stop it: a branch or iteration always runs to its end).
     fn run_graph<'a>(
         &'a self,
         graph: &'a StateMachine,
+        from: &'a str,
         input: Value,
         mut line: Line,
+        top: bool,
     ) -> BoxFuture<'a, (Result<Value, Stop>, Line)> {
         Box::pin(async move {
-            let mut name = graph.start_at.as_str();
+            let mut name = from;
             let mut data = input;
             loop {
+                if top {
+                    if let Some(cause) = self.interrupt.as_ref().and_then(|i| i.requested()) {
+                        return (
+                            Err(Stop::Aborted(format!("{cause} before state {name}"))),
+                            line,
+                        );
+                    }
+                }
                 let Some(state) = graph.states.get(name) else {
                     return (
                         Err(StatesError::runtime(format!("no state named '{name}'")).into()),
@@ -592,6 +719,7 @@ impl Run {
                     })
                 }
                 Err(Stop::TimedOut) => return Err(Stop::TimedOut),
+                Err(Stop::Aborted(c)) => return Err(Stop::Aborted(c)),
                 Err(Stop::Failed(e)) => e,
             };
             if error.is_terminal() {
@@ -841,7 +969,7 @@ impl Run {
         let start = *line;
         let runs = branches
             .iter()
-            .map(|b| self.run_graph(b, input.clone(), start));
+            .map(|b| self.run_graph(b, &b.start_at, input.clone(), start, false));
         let ends = join_all(runs).await;
         self.join_lines(line, ends.iter().map(|(_, l)| *l));
         let mut outputs = Vec::with_capacity(ends.len());
@@ -946,7 +1074,9 @@ impl Run {
                 ) {
                     return (i, Err(e), l);
                 }
-                let (r, mut end) = self.run_graph(processor, input, l).await;
+                let (r, mut end) = self
+                    .run_graph(processor, &processor.start_at, input, l, false)
+                    .await;
                 let ty = if r.is_ok() {
                     "MapIterationSucceeded"
                 } else {

@@ -103,6 +103,24 @@ impl EventLog {
         self.record(&mut events, at, previous, ty, details);
     }
 
+    /// A log that continues `earlier` (a redriven execution's history so far): new events get
+    /// the next ids; the observer sees only the new ones.
+    pub fn resume(limit: usize, observer: Option<Observer>, earlier: Vec<HistoryEvent>) -> Self {
+        let log = EventLog::new(limit, observer);
+        {
+            let mut events = log.events.lock().unwrap();
+            for event in earlier {
+                let at = event["timestamp"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_else(Utc::now);
+                events.push(Recorded { at, event });
+            }
+        }
+        log
+    }
+
     pub fn len(&self) -> usize {
         self.events.lock().unwrap().len()
     }

@@ -15,6 +15,7 @@ pub mod definition;
 pub mod executor;
 pub mod history;
 pub mod mock;
+pub mod redrive;
 pub mod task;
 pub mod template;
 pub mod validate;

@@ -57,6 +57,7 @@ async fn record_is_one_json_line_at_rotor_audit_and_a_metric() {
         started_at: "2026-01-02T03:04:05.000Z".into(),
         finished_at: "2026-01-02T03:05:05.000Z".into(),
         iam: None,
+        recovery: None,
     };
     audit.record(&record).await.unwrap();
     audit.record(&record).await.unwrap();

@@ -195,6 +195,7 @@ async fn record_survives_a_failing_metric() {
         started_at: "2026-01-02T03:04:05.000Z".into(),
         finished_at: "2026-01-02T03:04:06.000Z".into(),
         iam: None,
+        recovery: None,
     };
     audit.record(&record).await.unwrap();
     assert_eq!(server.seen().len(), 1);

@@ -6,7 +6,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RotorError {
     /// Another execution's candidate is staged (AWSPENDING) on this secret.
-    #[error("secret {secret_id} has a rotation in flight: AWSPENDING is on version {version_id}, staged by another execution")]
+    #[error("secret {secret_id} has a rotation in flight: AWSPENDING is on version {version_id}, staged by another execution. If none is running: `rotor recover --secret {secret_id} --reason ...` finishes one interrupted on this machine, `rotor abort --secret {secret_id} --reason ...` clears one that ran elsewhere")]
     InProgress {
         secret_id: String,
         version_id: String,

@@ -46,6 +46,30 @@ pub struct ExecutionInput {
     pub requested_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Rollback: the version AWSCURRENT goes back to (`rotor rollback` names the version the
+    /// audit trail shows was current before the last rotation, or `--to-version`); absent:
+    /// AWSPREVIOUS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version_id: Option<String>,
+    /// Rollback: move AWSCURRENT without probing the target version first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// Set when an interrupted execution was resumed or recovered: who did it and why (the
+    /// audit record carries it beside the original requester).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<Recovery>,
+}
+
+/// Who resumed or recovered an interrupted execution, why, how and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    pub requested_by: String,
+    pub reason: String,
+    /// `resume` (went on where it stopped) or `abandon` (an interrupted rotation that had not
+    /// promoted: its candidate was dropped).
+    pub mode: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +98,10 @@ pub struct StagePendingOutput {
     pub kind: String,
     pub pending_version_id: String,
     pub previous_version_id: String,
+    /// The version AWSPREVIOUS was on when the rotation started: a revert puts AWSPREVIOUS
+    /// back there, so the rejected candidate keeps no label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_previous_version_id: Option<String>,
     pub waits: Waits,
     /// Whether an application health URL is configured (else the app probe is skipped).
     pub app_probe: bool,
@@ -141,6 +169,9 @@ pub struct RollbackInput {
     pub execution_id: String,
     #[serde(default)]
     pub staged: Option<StagePendingOutput>,
+    /// Manual: the execution input (its `target_version_id` and `force`).
+    #[serde(default)]
+    pub request: Option<ExecutionInput>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +183,10 @@ pub struct RollbackOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undone_version_id: Option<String>,
     pub changed: bool,
+    /// Manual: whether the target version is to be probed before AWSCURRENT moves (not when
+    /// forced, nor when AWSCURRENT is already on it).
+    #[serde(default)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,11 +40,17 @@ fn staged_output(
     previous: &str,
     iam: Option<IamStaged>,
 ) -> StagePendingOutput {
+    // AWSPREVIOUS as it was before this rotation: unknown once promote moved it.
+    let prior_previous = info
+        .version_with(AWSPREVIOUS)
+        .map(|v| v.version_id.clone())
+        .filter(|v| v != previous && v != pending);
     StagePendingOutput {
         secret_id: info.id.clone(),
         kind: policy.kind.as_str().to_string(),
         pending_version_id: pending.to_string(),
         previous_version_id: previous.to_string(),
+        prior_previous_version_id: prior_previous,
         waits: policy.waits,
         app_probe: policy.app_health_url.is_some(),
         iam,
@@ -350,6 +356,7 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
         current_version_id: Some(current_version_id),
         undone_version_id: undone,
         changed,
+        probe: false,
     };
     match req.mode {
         RollbackMode::Abandon => {
@@ -373,6 +380,9 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                 svc.store
                     .update_stage(id, AWSCURRENT, Some(&previous), Some(&token))
                     .await?;
+                if let Some(staged) = &req.staged {
+                    restore_previous(svc, &info, staged, Some(&token)).await?;
+                }
                 now_current = previous;
             }
             // Only this execution's AWSPENDING: another execution's candidate is not ours to drop.
@@ -405,11 +415,9 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
             let staged = req.staged.as_ref().ok_or_else(|| {
                 RotorError::input("rollback revert needs the staged step's output")
             })?;
-            // An earlier attempt with this input already moved AWSCURRENT back.
-            let mut changed = current == staged.previous_version_id
-                && info
-                    .version_with(AWSPREVIOUS)
-                    .is_some_and(|v| v.version_id == staged.pending_version_id);
+            // Revert runs only after promote succeeded: AWSCURRENT on the version it left means
+            // an earlier attempt with this input already moved it back.
+            let mut changed = current == staged.previous_version_id;
             if current != staged.pending_version_id && current != staged.previous_version_id {
                 return Err(RotorError::Conflict {
                     secret_id: id.clone(),
@@ -423,6 +431,7 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     changed |= iam::reactivate_old_key(svc, id, &i.user, old).await?;
                 }
             }
+            let mut previous_on = info.version_with(AWSPREVIOUS).map(|v| v.version_id.clone());
             if current == staged.pending_version_id {
                 svc.store
                     .update_stage(
@@ -432,6 +441,8 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                         Some(&current),
                     )
                     .await?;
+                // Secrets Manager put AWSPREVIOUS on the version AWSCURRENT left.
+                previous_on = Some(current.clone());
                 changed = true;
             } else if current != staged.previous_version_id {
                 return Err(RotorError::Conflict {
@@ -449,6 +460,7 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     .await?;
                 changed = true;
             }
+            changed |= restore_previous(svc, &info, staged, previous_on.as_deref()).await?;
             // IAM: then the new key goes (AWSCURRENT no longer holds it).
             if let Some(i) = &staged.iam {
                 changed |= iam::delete_new_key(svc, id, &i.user, &i.new_access_key_id).await?;
@@ -466,19 +478,66 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                     version_id: p.version_id.clone(),
                 });
             }
-            let previous = info.version_with(AWSPREVIOUS).ok_or_else(|| {
-                RotorError::input(format!(
-                    "secret {id} has no AWSPREVIOUS version: there is nothing to roll back to"
-                ))
-            })?;
-            if let Ok(p) = Policy::from_tags(id, &info.tags) {
-                if p.kind == Kind::IamAccessKey {
-                    iam::check_rollback_target(svc, id, &p, &previous.version_id).await?;
+            let request = req.request.as_ref();
+            let target = match request.and_then(|r| r.target_version_id.as_deref()) {
+                Some(t) => {
+                    if !info.versions.iter().any(|v| v.version_id == t) {
+                        return Err(RotorError::input(format!(
+                            "secret {id} has no version {t}: there is nothing to roll back to"
+                        )));
+                    }
+                    t.to_string()
+                }
+                None => info
+                    .version_with(AWSPREVIOUS)
+                    .map(|v| v.version_id.clone())
+                    .ok_or_else(|| {
+                        RotorError::input(format!(
+                            "secret {id} has no AWSPREVIOUS version: there is nothing to roll back to"
+                        ))
+                    })?,
+            };
+            let noop = target == current;
+            if !noop {
+                if let Ok(p) = Policy::from_tags(id, &info.tags) {
+                    if p.kind == Kind::IamAccessKey {
+                        iam::check_rollback_target(svc, id, &p, &target).await?;
+                    }
                 }
             }
-            Ok(out(previous.version_id.clone(), Some(current), false))
+            let force = request.is_some_and(|r| r.force);
+            Ok(RollbackOutput {
+                probe: !noop && !force,
+                ..out(target, Some(current), false)
+            })
         }
     }
+}
+
+/// After AWSCURRENT came back from this rotation's candidate, Secrets Manager has put
+/// AWSPREVIOUS on the candidate (`previous_on` says where it is now). Put it back where it was
+/// before the rotation (`prior_previous_version_id`), or take it off when it was on no version,
+/// so that the rejected candidate holds no label and a later rollback cannot install it. Answers
+/// whether it moved the label.
+async fn restore_previous(
+    svc: &Services,
+    info: &SecretInfo,
+    staged: &StagePendingOutput,
+    previous_on: Option<&str>,
+) -> Result<bool> {
+    let candidate = staged.pending_version_id.as_str();
+    if previous_on != Some(candidate) {
+        // Already put back by an earlier attempt (or moved by someone else): leave it.
+        return Ok(false);
+    }
+    let prior = staged
+        .prior_previous_version_id
+        .as_deref()
+        .filter(|p| *p != candidate && info.versions.iter().any(|v| v.version_id == *p));
+    svc.store
+        .update_stage(&info.id, AWSPREVIOUS, prior, Some(candidate))
+        .await?;
+    Ok(true)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -531,6 +590,7 @@ pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
         started_at: req.started_at.clone(),
         finished_at: rfc3339(now),
         iam: req.staged.as_ref().and_then(|s| s.iam.clone()),
+        recovery: req.input.recovery.clone(),
     };
     svc.audit.record(&record).await?;
     let dims = BTreeMap::from([("SecretId".to_string(), req.input.secret_id.clone())]);

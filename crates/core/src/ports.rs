@@ -197,7 +197,8 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     pub old_version_id: Option<String>,
     pub new_version_id: Option<String>,
-    /// `rotated`, `abandoned`, `rolled-back`, `manual-rollback` or `refused`.
+    /// `rotated`, `abandoned`, `rolled-back`, `manual-rollback`, `refused` or `aborted` (an
+    /// AWSPENDING cleared by `rotor abort`).
     pub outcome: String,
     pub error: Option<String>,
     pub started_at: String,
@@ -206,6 +207,9 @@ pub struct AuditRecord {
     /// stage-pending deleted to make room), never a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<crate::events::IamStaged>,
+    /// Who resumed or recovered the execution after an interruption, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<crate::events::Recovery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

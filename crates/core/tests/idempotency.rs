@@ -248,6 +248,9 @@ impl World {
             candidate_ciphertext: Some(base64::engine::general_purpose::STANDARD.encode(blob)),
             requested_by: Some("github:alice".into()),
             reason: Some("idempotency".into()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         };
         (input, key)
     }
@@ -309,6 +312,7 @@ fn rollback_input(
         secret_id: VENDOR_SECRET.into(),
         execution_id: execution(exec),
         staged: staged.cloned(),
+        request: None,
     }
 }
 
@@ -378,6 +382,9 @@ async fn stage_pending_generated_value_twice() {
             candidate_ciphertext: None,
             requested_by: None,
             reason: None,
+            target_version_id: None,
+            force: false,
+            recovery: None,
         },
     };
     // A re-invocation must not generate (and try to stage) a second value.
@@ -489,6 +496,7 @@ async fn rollback_abandon_twice() {
             current_version_id: Some(w.first_id.clone()),
             undone_version_id: Some(staged.pending_version_id.clone()),
             changed: true,
+            probe: false,
         }
     );
     // AWSPENDING is gone; the abandoned version stays, with no label.
@@ -565,6 +573,7 @@ async fn rollback_revert_twice() {
             current_version_id: Some(w.first_id.clone()),
             undone_version_id: Some(staged.pending_version_id.clone()),
             changed: true,
+            probe: false,
         }
     );
     w.assert_current_works(&w.first_id).await;
@@ -598,6 +607,7 @@ async fn rollback_manual_plan_and_move_twice() {
             current_version_id: Some(w.first_id.clone()),
             undone_version_id: Some(staged.pending_version_id.clone()),
             changed: false,
+            probe: false,
         }
     );
 
@@ -787,6 +797,9 @@ async fn generated_stage_pending_after_promote_answers_the_same() {
             candidate_ciphertext: None,
             requested_by: None,
             reason: None,
+            target_version_id: None,
+            force: false,
+            recovery: None,
         },
     };
     let staged = handlers::stage_pending(&w.svc, req.clone()).await.unwrap();
@@ -899,6 +912,9 @@ fn iam_input() -> ExecutionInput {
         candidate_ciphertext: None,
         requested_by: Some("github:alice".into()),
         reason: Some("idempotency".into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
     }
 }
 
@@ -1039,6 +1055,7 @@ async fn iam_revert_and_abandon_twice() {
         secret_id: IAM_SECRET.into(),
         execution_id: execution("iam-revert"),
         staged: Some(staged.clone()),
+        request: None,
     };
     let out = twice(&w, "iam revert", || {
         handlers::rollback(&w.svc, revert.clone())
@@ -1067,6 +1084,7 @@ async fn iam_revert_and_abandon_twice() {
         secret_id: IAM_SECRET.into(),
         execution_id: execution("iam-abandon"),
         staged: Some(staged.clone()),
+        request: None,
     };
     twice(&w, "iam abandon", || {
         handlers::rollback(&w.svc, abandon.clone())
@@ -1093,6 +1111,7 @@ async fn iam_revert_and_abandon_twice() {
         secret_id: IAM_SECRET.into(),
         execution_id: execution("iam-abandon-2"),
         staged: None,
+        request: None,
     };
     twice(&w, "iam abandon without staged", || {
         handlers::rollback(&w.svc, abandon.clone())

@@ -27,6 +27,27 @@ pub struct ExecutionRecord {
     pub events: Vec<serde_json::Value>,
 }
 
+/// The status of an execution that has not ended (or whose process was killed).
+pub const RUNNING: &str = "RUNNING";
+
+/// A running execution's events are in `execution_events` until it ends.
+fn with_running_events(tx: &rusqlite::Transaction<'_>, record: &mut ExecutionRecord) -> R<()> {
+    if record.status != RUNNING {
+        return Ok(());
+    }
+    let mut stmt = tx
+        .prepare_cached("SELECT event FROM execution_events WHERE execution_id = ?1 ORDER BY id")?;
+    let rows = stmt
+        .query_map([&record.execution_id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut events = Vec::with_capacity(rows.len());
+    for text in &rows {
+        events.push(from_json("history event of", &record.execution_id, text)?);
+    }
+    record.events = events;
+    Ok(())
+}
+
 fn to_json<T: Serialize>(what: &str, value: &T) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|e| RotorError::internal(format!("cannot encode the {what}: {e}")))
@@ -73,7 +94,47 @@ impl LocalStore {
         )
     }
 
-    /// The execution saved under `execution_id`, if any.
+    /// Saves a finished (or interrupted) execution with its whole history, replacing its
+    /// running record and the events written one by one, in one transaction.
+    pub fn finish_execution(&self, record: &ExecutionRecord) -> Result<()> {
+        let text = to_json("execution record", record)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO executions (execution_id, secret_id, started_at, record) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (execution_id) DO UPDATE SET
+                   secret_id = excluded.secret_id, started_at = excluded.started_at, record = excluded.record",
+                params![record.execution_id, record.secret_id, record.started_at, text],
+            )?;
+            tx.execute(
+                "DELETE FROM execution_events WHERE execution_id = ?1",
+                [&record.execution_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Appends one history event of a running execution (its `id` orders them); written at
+    /// once, so that a run killed at any moment leaves its history up to that event.
+    pub fn append_execution_event(
+        &self,
+        execution_id: &str,
+        event: &serde_json::Value,
+    ) -> Result<()> {
+        let id = event["id"]
+            .as_i64()
+            .ok_or_else(|| RotorError::internal("a history event needs a numeric id"))?;
+        let text = to_json("history event", event)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO execution_events (execution_id, id, event) VALUES (?1, ?2, ?3)",
+                params![execution_id, id, text],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The execution saved under `execution_id`, if any, with the events a running (or killed)
+    /// execution has written so far.
     pub fn load_execution(&self, execution_id: &str) -> Result<Option<ExecutionRecord>> {
         self.read(|tx| {
             let text: Option<String> = tx
@@ -83,14 +144,27 @@ impl LocalStore {
                     |r| r.get(0),
                 )
                 .optional()?;
-            text.map(|t| from_json("execution", execution_id, &t))
-                .transpose()
+            let Some(text) = text else { return Ok(None) };
+            let mut record: ExecutionRecord = from_json("execution", execution_id, &text)?;
+            with_running_events(tx, &mut record)?;
+            Ok(Some(record))
         })
     }
 
-    /// Executions, oldest `started_at` first; only one secret's when `secret` is given.
+    /// Executions, oldest `started_at` first; only one secret's when `secret` is given. A
+    /// running (or killed) execution carries the events it has written so far.
     pub fn list_executions(&self, secret: Option<&str>) -> Result<Vec<ExecutionRecord>> {
-        self.list_by_secret("executions", "execution", secret)
+        let mut records: Vec<ExecutionRecord> =
+            self.list_by_secret("executions", "execution", secret)?;
+        if records.iter().any(|r| r.status == RUNNING) {
+            self.read(|tx| {
+                for r in records.iter_mut() {
+                    with_running_events(tx, r)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(records)
     }
 
     /// The records of `table` (audit_records or executions: keyed by `execution_id`, listed by

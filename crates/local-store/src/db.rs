@@ -176,6 +176,11 @@ fn configure(conn: &mut Connection, keys: &Keys, db_path: &Path) -> R<()> {
         }
         if version == 0 {
             tx.execute_batch(SCHEMA_V1)?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+        }
+        if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         check_key(tx, keys, db_path)
@@ -336,4 +341,15 @@ CREATE TABLE executions (
     record       TEXT NOT NULL
 );
 CREATE INDEX executions_by_secret ON executions (secret_id, started_at);
+"#;
+
+/// Version 2: the events of a running execution, each written as it happens (so a killed run
+/// leaves its history so far); folded into the execution's record when it ends.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE execution_events (
+    execution_id TEXT NOT NULL,
+    id           INTEGER NOT NULL,
+    event        TEXT NOT NULL,
+    PRIMARY KEY (execution_id, id)
+);
 "#;

@@ -28,7 +28,7 @@ mod iam;
 mod kms;
 mod secrets;
 
-pub use audit::ExecutionRecord;
+pub use audit::{ExecutionRecord, RUNNING};
 pub use iam::{LOCAL_ACCOUNT, MAX_KEYS_PER_USER};
 pub use kms::MAX_KMS_PLAINTEXT_BYTES;
 pub use rotor_core::limits::{
@@ -54,7 +54,7 @@ pub const DB_FILE: &str = "rotor.db";
 /// The master key file inside the store directory.
 pub const KEY_FILE: &str = "master.key";
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `ROTOR_STORE` when set and not empty, else `./.rotor`.
 pub fn default_dir() -> PathBuf {

@@ -1131,6 +1131,7 @@ fn audit(execution_id: &str, secret: &str, started: &str, outcome: &str) -> Audi
         started_at: started.into(),
         finished_at: started.into(),
         iam: None,
+        recovery: None,
     }
 }
 

@@ -178,6 +178,9 @@ fn input(
         candidate_ciphertext,
         requested_by: Some("rotor-demo".into()),
         reason: Some(reason.into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
     }
 }
 

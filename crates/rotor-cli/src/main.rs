@@ -2,8 +2,10 @@
 
 mod backend;
 mod demo;
+mod durable;
 mod output;
 mod records;
+mod recover;
 mod secret;
 mod sfn;
 mod start;
@@ -46,6 +48,15 @@ enum Command {
     /// Roll a secret back to its previous version (AWSPREVIOUS) through the state machine, run
     /// in-process (on the aws backend the record is kept in the local cache, as for rotate).
     Rollback(workflow::RollbackArgs),
+    /// Go on with an interrupted execution (killed, or stopped by Ctrl-C) from where it stopped,
+    /// with the same input; completed states are not run again.
+    Resume(recover::ResumeArgs),
+    /// Recover every interrupted execution of a secret: abandon its candidate if it stopped
+    /// before Promote, else go on with the application probe (and revert on failure).
+    Recover(recover::RecoverArgs),
+    /// Clear an AWSPENDING that no execution known here owns (audited); an IAM key it holds is
+    /// deleted.
+    Abort(recover::AbortArgs),
     /// Start the deployed rotation state machine on AWS Step Functions (aws backend; what CI uses).
     Start(start::StartArgs),
     /// Executions and their histories (events as in GetExecutionHistory); on the aws backend the
@@ -67,6 +78,8 @@ pub mod exit {
     pub const ABANDONED: u8 = 3;
     /// Rotation rolled back after promote.
     pub const ROLLED_BACK: u8 = 4;
+    /// The execution was interrupted (SIGINT, SIGTERM) at a state boundary: resumable.
+    pub const INTERRUPTED: u8 = 5;
 }
 
 fn main() -> ExitCode {
@@ -89,6 +102,9 @@ fn main() -> ExitCode {
         Command::Secret(cmd) => secret::run(&global, cmd),
         Command::Rotate(args) => workflow::rotate(&global, args),
         Command::Rollback(args) => workflow::rollback(&global, args),
+        Command::Resume(args) => recover::resume(&global, args),
+        Command::Recover(args) => recover::recover(&global, args),
+        Command::Abort(args) => recover::abort(&global, args),
         Command::Start(args) => start::start(&global, args),
         Command::History(args) => records::history(&global, args),
         Command::Audit(args) => records::audit(&global, args),
@@ -101,7 +117,20 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rotor: error: {e:#}");
-            ExitCode::from(exit::USAGE)
+            ExitCode::from(error_code(&e))
         }
+    }
+}
+
+/// The exit code of a command that failed before it could report an outcome: 2 for a bad
+/// request (usage, bad input: nothing was changed), 1 for a failure that is not the caller's
+/// (AWS throttled or unreachable, an internal error), which trying again later may cure.
+fn error_code(e: &anyhow::Error) -> u8 {
+    use rotor_core::RotorError;
+    match e.chain().find_map(|c| c.downcast_ref::<RotorError>()) {
+        Some(RotorError::Throttled(_) | RotorError::Internal(_) | RotorError::ProbeNotReady(_)) => {
+            exit::FAILED
+        }
+        _ => exit::USAGE,
     }
 }

@@ -1,7 +1,17 @@
 //! Human output shared by the commands that run executions.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::io::Write;
+
+/// A user-supplied or stored field as one line of text can show it: control characters
+/// escaped, so that a reason or a name can never forge a line or a terminal sequence.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().flat_map(char::escape_default).collect())
+}
 
 /// The line for one history event, or `None` for events not worth a line. Events carry ids
 /// and names only; no value can reach this output.

@@ -57,12 +57,8 @@ pub struct StartArgs {
     /// The new value (vendor keys) from a file; one trailing newline is dropped.
     #[arg(long, value_name = "FILE")]
     candidate_file: Option<PathBuf>,
-    /// Who asks (recorded in the audit trail).
-    #[arg(long)]
-    requested_by: Option<String>,
-    /// Why (recorded in the audit trail).
-    #[arg(long)]
-    reason: Option<String>,
+    #[command(flatten)]
+    who: workflow::Who,
     /// The deployed rotation state machine.
     #[arg(long, env = "ROTOR_STATE_MACHINE_ARN", value_name = "ARN")]
     state_machine: Option<String>,
@@ -361,10 +357,7 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
                 (Action::Rotate, "rotate")
             }
             ActionArg::Rollback => {
-                secrets
-                    .describe(&args.secret)
-                    .await
-                    .map_err(|e| anyhow!("{e}"))?;
+                secrets.describe(&args.secret).await?;
                 (Action::Rollback, "rollback")
             }
         };
@@ -381,11 +374,13 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
             action,
             secret_id: args.secret.clone(),
             candidate_ciphertext,
-            requested_by: args
-                .requested_by
-                .clone()
-                .or_else(workflow::default_requester),
-            reason: args.reason.clone(),
+            requested_by: Some(
+                workflow::requester(&backend, args.who.requested_by.as_deref()).await?,
+            ),
+            reason: Some(args.who.reason.clone()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         };
         let name = execution_name(
             action_name,

@@ -3,12 +3,13 @@
 //! directory, as a cache of what ran from this machine).
 
 use crate::backend::{Backend, GlobalArgs, Need};
+use crate::durable;
 use crate::exit;
 use crate::store;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use clap::Args;
-use rotor_asl::executor::{execution_arn, timestamp, Outcome, Status};
+use rotor_asl::executor::{Outcome, Status};
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::policy::{Kind, Policy};
 use rotor_core::ports::{candidate_context, Kms, SecretStore, Services};
@@ -16,8 +17,7 @@ use rotor_core::secret::{SecretValue, MAX_SECRET_BYTES};
 
 /// KMS Encrypt's plaintext limit: a candidate travels as one KMS ciphertext.
 const MAX_KMS_PLAINTEXT: usize = 4096;
-use rotor_local_store::{ExecutionRecord, LocalStore};
-use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
+use rotor_local_store::LocalStore;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,13 +33,14 @@ pub struct RotateArgs {
     /// The new value (vendor keys), from standard input.
     #[arg(long)]
     candidate_stdin: bool,
-    /// Who asks (recorded in the audit trail).
-    #[arg(long)]
+    /// Who asks (recorded in the audit trail; default: see `rotor rotate --help`).
+    #[arg(long, value_parser = non_empty, help = REQUESTED_BY_HELP)]
     requested_by: Option<String>,
-    /// Why (recorded in the audit trail).
-    #[arg(long)]
+    /// Why (required; recorded in the audit trail).
+    #[arg(long, value_parser = non_empty, required_unless_present = "input")]
     reason: Option<String>,
-    /// Start with this raw execution input (JSON or @FILE) instead, as StartExecution would.
+    /// Start with this raw execution input (JSON or @FILE) instead, as StartExecution would
+    /// (it must carry a non-empty "reason").
     #[arg(long)]
     input: Option<String>,
     #[command(flatten)]
@@ -48,21 +49,79 @@ pub struct RotateArgs {
 
 #[derive(Args)]
 pub struct RollbackArgs {
+    /// The secret to roll back.
     #[arg(long)]
     secret: String,
+    /// The version to go back to (default: the version that was AWSCURRENT before the last
+    /// rotation the audit trail records, else AWSPREVIOUS).
+    #[arg(long, value_name = "VERSION_ID")]
+    to_version: Option<String>,
+    /// Move AWSCURRENT even if the target version fails its probe (Probe.Rejected).
     #[arg(long)]
-    requested_by: Option<String>,
-    #[arg(long)]
-    reason: Option<String>,
+    force: bool,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    #[command(flatten)]
+    who: Who,
     #[command(flatten)]
     run: RunFlags,
+}
+
+/// Who asks and why: recorded in the audit trail of every execution that changes a secret.
+#[derive(Args, Clone)]
+pub struct Who {
+    /// Who asks (recorded in the audit trail).
+    #[arg(long, value_parser = non_empty, help = REQUESTED_BY_HELP)]
+    pub requested_by: Option<String>,
+    /// Why (required; recorded in the audit trail).
+    #[arg(long, value_parser = non_empty)]
+    pub reason: String,
+}
+
+pub const REQUESTED_BY_HELP: &str = "Who asks, recorded in the audit trail (default: github:$GITHUB_ACTOR in GitHub Actions, the caller's AWS identity (STS GetCallerIdentity ARN) on the aws backend, else local:<OS user>)";
+
+/// A flag value that must say something.
+pub fn non_empty(value: &str) -> std::result::Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(value.to_string())
+}
+
+/// `--requested-by`, else who runs this: `github:$GITHUB_ACTOR` in GitHub Actions, the AWS
+/// caller's ARN on the aws backend, else `local:<OS user>`.
+pub async fn requester(backend: &Backend, given: Option<&str>) -> Result<String> {
+    if let Some(who) = given {
+        return Ok(who.to_string());
+    }
+    if std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+        if let Some(actor) = std::env::var("GITHUB_ACTOR").ok().filter(|a| !a.is_empty()) {
+            return Ok(format!("github:{actor}"));
+        }
+    }
+    if let Some(aws) = backend.aws() {
+        let sts = aws_sdk_sts::Client::new(&aws.config);
+        let me = sts.get_caller_identity().send().await.map_err(|e| {
+            anyhow!(
+                "cannot tell who you are for the audit trail (STS GetCallerIdentity: {}); pass --requested-by",
+                rotor_aws::errors::classify(&e).cause()
+            )
+        })?;
+        if let Some(arn) = me.arn.filter(|a| !a.is_empty()) {
+            return Ok(arn);
+        }
+    }
+    default_requester().ok_or_else(|| {
+        anyhow!("cannot tell who you are for the audit trail (no $USER): pass --requested-by")
+    })
 }
 
 #[derive(Args, Clone, Default)]
 pub struct RunFlags {
     /// Print exactly one JSON document: execution id, status, outcome, error, cause, events.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Really wait for Waits and retry intervals (the same as --clock real).
     #[arg(long)]
     real_time: bool,
@@ -80,6 +139,8 @@ pub enum Ending {
     Abandoned,
     RolledBack,
     Failed,
+    /// Stopped at a state boundary (SIGINT, SIGTERM): resumable.
+    Interrupted,
 }
 
 impl Ending {
@@ -89,6 +150,7 @@ impl Ending {
             Ending::Abandoned => exit::ABANDONED,
             Ending::RolledBack => exit::ROLLED_BACK,
             Ending::Failed => exit::FAILED,
+            Ending::Interrupted => exit::INTERRUPTED,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -98,6 +160,7 @@ impl Ending {
             Ending::Abandoned => "abandoned, nothing changed",
             Ending::RolledBack => "rolled back after promote",
             Ending::Failed => "failed",
+            Ending::Interrupted => "interrupted (resumable)",
         }
     }
 }
@@ -120,6 +183,7 @@ fn audited_outcome(events: &[Value]) -> Option<String> {
 pub fn ending(outcome: &Outcome) -> Ending {
     let audited = audited_outcome(&outcome.events);
     match (outcome.status, audited.as_deref()) {
+        (Status::Aborted, _) => Ending::Interrupted,
         (Status::Succeeded, Some("manual-rollback")) => Ending::ManualRollback,
         (Status::Succeeded, _) => Ending::Rotated,
         // The revert itself failed: AWSCURRENT may be on the new version; an operator must look.
@@ -133,6 +197,8 @@ pub fn ending(outcome: &Outcome) -> Ending {
 
 pub struct Finished {
     pub execution_id: String,
+    pub name: String,
+    pub secret_id: String,
     pub outcome: Outcome,
     pub ending: Ending,
     pub error: Option<String>,
@@ -178,8 +244,26 @@ pub async fn execute_observed(
     observer: Option<rotor_asl::executor::Observer>,
 ) -> Result<Finished> {
     let name = uuid::Uuid::new_v4().to_string();
-    let execution_id = execution_arn(STATE_MACHINE_NAME, &name);
-    let started_at = timestamp(chrono::Utc::now());
+    run_durable(
+        records,
+        services,
+        durable::Start::New { name, input },
+        run,
+        live,
+        observer,
+    )
+    .await
+}
+
+/// Runs `start` durably (see [`durable`]), with the live event lines when `live`.
+pub async fn run_durable(
+    records: &LocalStore,
+    services: Services,
+    start: durable::Start,
+    run: Run,
+    live: bool,
+    observer: Option<rotor_asl::executor::Observer>,
+) -> Result<Finished> {
     let observer = match (live, observer) {
         (false, o) => o,
         (true, None) => Some(Arc::new(crate::output::print_event) as rotor_asl::executor::Observer),
@@ -188,47 +272,25 @@ pub async fn execute_observed(
             o(e);
         }) as rotor_asl::executor::Observer),
     };
-    let options = RunnerOptions {
-        seed: run.seed,
+    let options = durable::Options {
         real_time: run.real_time,
+        seed: run.seed,
         observer,
     };
-    let input_json = serde_json::to_value(&input)?;
-    let outcome = run_rotation(load_rotation_definition(), services, &input, &name, options).await;
+    let (record, outcome) = durable::run(records, services, start, options).await?;
     let ending = ending(&outcome);
-    let status = serde_json::to_value(outcome.status)?
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    records
-        .save_execution(&ExecutionRecord {
-            execution_id: execution_id.clone(),
-            name,
-            secret_id: input.secret_id.clone(),
-            action: match input.action {
-                Action::Rotate => "rotate".into(),
-                Action::Rollback => "rollback".into(),
-            },
-            status,
-            started_at,
-            finished_at: Some(timestamp(chrono::Utc::now())),
-            input: input_json,
-            output: outcome.output.clone(),
-            error: outcome.error.clone(),
-            cause: outcome.cause.clone(),
-            events: outcome.events.clone(),
-        })
-        .map_err(|e| anyhow!("{e}"))?;
     let error = outcome.error.clone();
     Ok(Finished {
-        execution_id,
+        execution_id: record.execution_id,
+        name: record.name,
+        secret_id: record.secret_id,
         outcome,
         ending,
         error,
     })
 }
 
-fn report(finished: &Finished, json: bool) -> Result<u8> {
+pub fn report(finished: &Finished, json: bool) -> Result<u8> {
     let o = &finished.outcome;
     if json {
         let status = serde_json::to_value(o.status)?;
@@ -251,6 +313,12 @@ fn report(finished: &Finished, json: bool) -> Result<u8> {
             println!("error: {e}");
             println!("cause: {}", o.cause.as_deref().unwrap_or("(none)"));
         }
+        if finished.ending == Ending::Interrupted {
+            println!(
+                "to go on: rotor resume --execution {} --reason \"...\" (or rotor recover --secret {} --reason \"...\")",
+                finished.name, finished.secret_id
+            );
+        }
     }
     Ok(finished.ending.exit_code())
 }
@@ -263,8 +331,16 @@ pub async fn preflight(
     has_candidate: bool,
     how: &str,
 ) -> Result<Policy> {
-    let info = store.describe(secret).await.map_err(|e| anyhow!("{e}"))?;
-    let policy = Policy::from_tags(secret, &info.tags).map_err(|e| anyhow!("{e}"))?;
+    let info = store.describe(secret).await?;
+    let policy = Policy::from_tags(secret, &info.tags)?;
+    // One rotation at a time: refused before anything is encrypted or started.
+    if let Some(p) = info.version_with(rotor_core::secret::AWSPENDING) {
+        return Err(rotor_core::RotorError::InProgress {
+            secret_id: info.id.clone(),
+            version_id: p.version_id.clone(),
+        }
+        .into());
+    }
     match policy.kind {
         Kind::VendorApiKey if !has_candidate => {
             bail!("{secret} is a vendor-api-key: give the new key with {how}")
@@ -326,6 +402,9 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
         let (input, services, records) = match (&args.input, &args.secret) {
             (Some(raw), _) => {
                 let input = parse_input(raw)?;
+                if input.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                    bail!("the execution input has no \"reason\": say why (it is recorded in the audit trail)");
+                }
                 secrets
                     .describe(&input.secret_id)
                     .await
@@ -366,13 +445,17 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
                     action: Action::Rotate,
                     secret_id: secret.clone(),
                     candidate_ciphertext,
-                    requested_by: args.requested_by.clone().or_else(default_requester),
+                    requested_by: Some(requester(&backend, args.requested_by.as_deref()).await?),
                     reason: args.reason.clone(),
+                    target_version_id: None,
+                    force: false,
+                    recovery: None,
                 };
                 (input, services, records)
             }
             (None, None) => bail!("give --secret or --input"),
         };
+        refuse_if_interrupted(&records, &input.secret_id)?;
         let run = Run::from_flags(global, &args.run);
         let finished = execute(&records, services, input, run, !args.run.json).await?;
         report(&finished, args.run.json)
@@ -383,18 +466,46 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
     let rt = store::runtime()?;
     rt.block_on(async {
         let backend = Backend::open(global, Need::Existing).await?;
-        backend
-            .secrets()
-            .describe(&args.secret)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+        let info = backend.secrets().describe(&args.secret).await?;
         let (services, records) = backend.services(&args.secret, false).await?;
+        refuse_if_interrupted(&records, &info.id)?;
+        let plan = rollback_plan(
+            &info,
+            &records.audit_records(Some(&args.secret))?,
+            args.to_version.as_deref(),
+        )?;
+        let plan = match plan {
+            RollbackPlan::Move(m) => m,
+            RollbackPlan::Nothing(why) => {
+                println!("nothing to do: {why}");
+                return Ok(exit::OK);
+            }
+        };
+        println!(
+            "roll back {}: AWSCURRENT {} -> {} ({}){}",
+            crate::output::clean(&args.secret),
+            plan.from,
+            plan.to,
+            plan.why,
+            if args.force {
+                "; --force: the target is not probed"
+            } else {
+                "; the target is probed first"
+            }
+        );
+        if !args.yes && !confirm("Proceed?")? {
+            println!("not rolled back");
+            return Ok(exit::FAILED);
+        }
         let input = ExecutionInput {
             action: Action::Rollback,
             secret_id: args.secret.clone(),
             candidate_ciphertext: None,
-            requested_by: args.requested_by.clone().or_else(default_requester),
-            reason: args.reason.clone(),
+            requested_by: Some(requester(&backend, args.who.requested_by.as_deref()).await?),
+            reason: Some(args.who.reason.clone()),
+            target_version_id: Some(plan.to.clone()),
+            force: args.force,
+            recovery: None,
         };
         let run = Run::from_flags(global, &args.run);
         let finished = execute(&records, services, input, run, !args.run.json).await?;
@@ -402,12 +513,162 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
     })
 }
 
+/// Refuses to start on a secret with an interrupted execution here: it may have left an
+/// unverified value live (stopped after Promote) or a candidate staged; `rotor recover`
+/// finishes it first.
+pub fn refuse_if_interrupted(records: &LocalStore, secret: &str) -> Result<()> {
+    let interrupted = records
+        .list_executions(Some(secret))?
+        .into_iter()
+        .find(|r| durable::is_interrupted(records, r));
+    if let Some(r) = interrupted {
+        let promoted = r.events.iter().any(|e| {
+            e["type"] == "TaskStateExited" && e["stateExitedEventDetails"]["name"] == "Promote"
+        });
+        bail!(
+            "secret {secret} has an interrupted execution, {} ({}): {}; finish it first with rotor recover --secret {secret} --reason \"...\"",
+            r.name,
+            r.status,
+            if promoted {
+                "it stopped after Promote, so its new value is live but the application was not proven with it"
+            } else {
+                "it stopped before Promote, and may have a candidate staged"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Asks on a terminal; anything but y/yes is no. Without a terminal (scripts, CI) the
+/// command goes on: `--yes` is for terminals.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// Where a manual rollback goes, and why there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackPlan {
+    Move(Move),
+    /// AWSCURRENT is already on the target: a second identical rollback changes nothing.
+    Nothing(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub from: String,
+    pub to: String,
+    pub why: String,
+}
+
+/// The version a manual rollback goes back to: `--to-version`, else the version that was
+/// AWSCURRENT before the last rotation the audit trail records as `rotated` (it passed its
+/// probes then), else AWSPREVIOUS. A revert never leaves its rejected candidate as either: it
+/// is not `rotated` in the audit trail, and the revert puts AWSPREVIOUS back where it was.
+pub fn rollback_plan(
+    info: &rotor_core::secret::SecretInfo,
+    audit: &[rotor_core::ports::AuditRecord],
+    to_version: Option<&str>,
+) -> Result<RollbackPlan> {
+    use rotor_core::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+    let id = &info.id;
+    if let Some(p) = info.version_with(AWSPENDING) {
+        return Err(rotor_core::RotorError::InProgress {
+            secret_id: id.clone(),
+            version_id: p.version_id.clone(),
+        }
+        .into());
+    }
+    let current = info
+        .version_with(AWSCURRENT)
+        .map(|v| v.version_id.clone())
+        .ok_or_else(|| anyhow!("secret {id} has no AWSCURRENT version"))?;
+    let (to, why) = match to_version {
+        Some(v) => {
+            if !info.versions.iter().any(|x| x.version_id == v) {
+                bail!("secret {id} has no version {v} (see rotor secret show {id})");
+            }
+            (v.to_string(), format!("version {v}, as --to-version asks"))
+        }
+        None => {
+            let last = audit
+                .iter()
+                .rev()
+                .find(|r| r.outcome == "rotated" && r.old_version_id.is_some());
+            match last {
+                Some(r) => (
+                    r.old_version_id.clone().unwrap_or_default(),
+                    format!(
+                        "the version before the rotation of {} by {} (execution {})",
+                        r.finished_at,
+                        crate::output::clean(r.requested_by.as_deref().unwrap_or("?")),
+                        r.execution_id.rsplit(':').next().unwrap_or_default()
+                    ),
+                ),
+                None => match info.version_with(AWSPREVIOUS) {
+                    Some(p) => (p.version_id.clone(), "AWSPREVIOUS (no rotation of it is in this audit trail)".to_string()),
+                    None => bail!("secret {id} has no AWSPREVIOUS version and no recorded rotation: there is nothing to roll back to"),
+                },
+            }
+        }
+    };
+    if to == current {
+        return Ok(RollbackPlan::Nothing(format!(
+            "AWSCURRENT is already on {to}, {why}"
+        )));
+    }
+    if !info.versions.iter().any(|x| x.version_id == to) {
+        bail!("secret {id}: version {to} ({why}) no longer exists; name one with --to-version");
+    }
+    Ok(RollbackPlan::Move(Move {
+        from: current,
+        to,
+        why,
+    }))
+}
+
 /// `local:<user>` from the environment, so the audit trail names someone by default.
 pub fn default_requester() -> Option<String> {
     std::env::var("USER")
         .ok()
         .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|u| !u.is_empty())
+        .or_else(os_user)
         .map(|u| format!("local:{u}"))
+}
+
+/// The name of the process's user from the user database (no $USER in cron, containers, CI).
+#[cfg(unix)]
+fn os_user() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; it is read at once, on
+    // the one thread that asks.
+    unsafe {
+        let uid = libc::getuid();
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return Some(format!("uid-{uid}"));
+        }
+        Some(
+            std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+#[cfg(not(unix))]
+fn os_user() -> Option<String> {
+    None
 }
 
 #[cfg(test)]

@@ -551,6 +551,8 @@ fn rotate_and_rollback_run_in_process_against_moto() {
     let store = rotor.store.to_string_lossy().into_owned();
     let back = rotor.run(&[
         "rollback",
+        "--reason",
+        "test",
         "--secret",
         &id,
         "--json",
@@ -587,6 +589,8 @@ fn a_vendor_key_rotates_in_process_with_its_candidate_under_kms() {
 
     let out = rotor.aws(&[
         "rotate",
+        "--reason",
+        "test",
         "--secret",
         &id,
         "--candidate-file",
@@ -609,7 +613,15 @@ fn a_vendor_key_rotates_in_process_with_its_candidate_under_kms() {
     let file = rotor.file("other", other.as_bytes());
     let before = rotor.show(&id);
     let out = rotor.aws_env(
-        &["rotate", "--secret", &id, "--candidate-file", &file],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            &id,
+            "--candidate-file",
+            &file,
+        ],
         &[("ROTOR_KMS_KEY_ID", &missing)],
     );
     out.expect_code(2);
@@ -1024,7 +1036,15 @@ fn start_refuses_before_starting_anything() {
 
     // No state machine: both ways to give one are named.
     let out = rotor.aws_env(
-        &["start", "--secret", &id, "--candidate-env", "CAND"],
+        &[
+            "start",
+            "--reason",
+            "test",
+            "--secret",
+            &id,
+            "--candidate-env",
+            "CAND",
+        ],
         &[("CAND", &marker)],
     );
     out.expect_code(2);
@@ -1052,6 +1072,8 @@ fn start_refuses_before_starting_anything() {
         let out = rotor.aws_env(
             &[
                 "start",
+                "--reason",
+                "test",
                 "--secret",
                 &id,
                 "--candidate-env",
@@ -1066,7 +1088,7 @@ fn start_refuses_before_starting_anything() {
     }
     // A vendor key without a candidate; a rollback with one.
     let out = rotor.aws_env(
-        &["start", "--secret", &id],
+        &["start", "--reason", "test", "--secret", &id],
         &[("ROTOR_STATE_MACHINE_ARN", &state_machine)],
     );
     out.expect_code(2);
@@ -1074,6 +1096,8 @@ fn start_refuses_before_starting_anything() {
     let out = rotor.aws_env(
         &[
             "start",
+            "--reason",
+            "test",
             "--secret",
             &id,
             "--action",
@@ -1090,6 +1114,8 @@ fn start_refuses_before_starting_anything() {
     let out = rotor.run_env(
         &[
             "start",
+            "--reason",
+            "test",
             "--secret",
             &id,
             "--candidate-env",

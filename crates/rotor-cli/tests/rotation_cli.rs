@@ -132,7 +132,14 @@ fn no_plaintext_leaks_only_secret_get_reveal_prints_a_value() {
     out.expect_code(3);
     assert_eq!(out.json()["error"], "Probe.Rejected", "{}", out.show());
     let out = rotor.run_stdin(
-        &["rotate", "--secret", id, "--candidate-stdin"],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            id,
+            "--candidate-stdin",
+        ],
         format!("{rejected}\n").as_bytes(),
     );
     out.expect_code(3);
@@ -379,13 +386,15 @@ fn unknown_secret_is_refused() {
     for args in [
         &[
             "rotate",
+            "--reason",
+            "test",
             "--secret",
             missing,
             "--candidate-file",
             &candidate,
         ][..],
         &["rotate", "--input", &input],
-        &["rollback", "--secret", missing],
+        &["rollback", "--reason", "test", "--secret", missing],
         &["secret", "show", missing],
         &["secret", "get", missing, "--reveal"],
     ] {
@@ -456,7 +465,15 @@ fn unknown_kind_tag_is_refused() {
     refused(
         &rotor,
         legacy,
-        &["rotate", "--secret", legacy, "--candidate-file", &candidate],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            legacy,
+            "--candidate-file",
+            &candidate,
+        ],
         2,
         None,
         &["rotor:kind", "password"],
@@ -466,6 +483,8 @@ fn unknown_kind_tag_is_refused() {
         untagged,
         &[
             "rotate",
+            "--reason",
+            "test",
             "--secret",
             untagged,
             "--candidate-file",
@@ -499,7 +518,7 @@ fn bad_candidates_are_refused() {
     refused(
         &rotor,
         id,
-        &["rotate", "--secret", id],
+        &["rotate", "--reason", "test", "--secret", id],
         2,
         None,
         &[id, "vendor-api-key", "--candidate-file"],
@@ -522,14 +541,32 @@ fn bad_candidates_are_refused() {
         refused(
             &rotor,
             id,
-            &["rotate", "--secret", id, "--candidate-file", &f],
+            &[
+                "rotate",
+                "--reason",
+                "test",
+                "--secret",
+                id,
+                "--candidate-file",
+                &f,
+            ],
             2,
             None,
             &["candidate is empty"],
         );
     }
     let before = snapshot(&rotor, id);
-    let out = rotor.run_stdin(&["rotate", "--secret", id, "--candidate-stdin"], b"");
+    let out = rotor.run_stdin(
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            id,
+            "--candidate-stdin",
+        ],
+        b"",
+    );
     out.expect_code(2);
     assert!(
         out.stderr().contains("candidate is empty"),
@@ -543,7 +580,15 @@ fn bad_candidates_are_refused() {
     refused(
         &rotor,
         id,
-        &["rotate", "--secret", id, "--candidate-file", &big],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            id,
+            "--candidate-file",
+            &big,
+        ],
         2,
         None,
         &["65537 bytes", "65536"],
@@ -555,6 +600,8 @@ fn bad_candidates_are_refused() {
         id,
         &[
             "rotate",
+            "--reason",
+            "test",
             "--secret",
             id,
             "--candidate-file",
@@ -576,13 +623,28 @@ fn bad_candidates_are_refused() {
     refused(
         &rotor,
         id,
-        &["rotate", "--secret", id, "--candidate-file", &bad],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            id,
+            "--candidate-file",
+            &bad,
+        ],
         2,
         None,
         &["candidate", "not valid UTF-8"],
     );
     let out = rotor.run_stdin(
-        &["rotate", "--secret", id, "--candidate-stdin"],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            id,
+            "--candidate-stdin",
+        ],
         &[0xff, 0xfe, b'\n'],
     );
     out.expect_code(2);
@@ -608,6 +670,8 @@ fn bad_candidates_are_refused() {
         "app/session_secret",
         &[
             "rotate",
+            "--reason",
+            "test",
             "--secret",
             "app/session_secret",
             "--candidate-file",
@@ -843,6 +907,8 @@ fn a_rotation_started_while_another_is_in_flight_ends_with_rotation_in_progress(
     // The first really waits 3 s for propagation between staging and promoting.
     let first_args = [
         "rotate",
+        "--reason",
+        "test",
         "--secret",
         id,
         "--candidate-file",
@@ -863,6 +929,8 @@ fn a_rotation_started_while_another_is_in_flight_ends_with_rotation_in_progress(
     // The second, on the virtual clock, while the first sits in its Wait.
     let second = rotor.run(&[
         "rotate",
+        "--reason",
+        "test",
         "--secret",
         id,
         "--candidate-file",
@@ -925,7 +993,15 @@ fn rotations_started_at_the_same_instant_exactly_one_rotates() {
         &[],
     );
     let store = rotor.open_store();
-    let args = ["rotate", "--secret", id, "--candidate-stdin", "--json"];
+    let args = [
+        "rotate",
+        "--reason",
+        "test",
+        "--secret",
+        id,
+        "--candidate-stdin",
+        "--json",
+    ];
     for round in 1..=5 {
         let before = describe(&store, id);
         let current_before = version_with(&before, CURRENT).unwrap();
@@ -993,7 +1069,7 @@ fn rollback_moves_awscurrent_back_and_refuses_when_there_is_nothing_to_roll_back
     let out = refused(
         &rotor,
         id,
-        &["rollback", "--secret", id],
+        &["rollback", "--reason", "test", "--secret", id],
         3,
         Some("Input.Invalid"),
         &["nothing to roll back", PREVIOUS],
@@ -1007,7 +1083,15 @@ fn rollback_moves_awscurrent_back_and_refuses_when_there_is_nothing_to_roll_back
     let rotated = version_with(&describe(&store, id), CURRENT).unwrap();
     assert_ne!(rotated, original);
 
-    let out = rotor.run(&["rollback", "--secret", id, "--requested-by", "test:oncall"]);
+    let out = rotor.run(&[
+        "rollback",
+        "--reason",
+        "test",
+        "--secret",
+        id,
+        "--requested-by",
+        "test:oncall",
+    ]);
     out.expect_ok();
     assert!(
         out.stdout().contains("rolled back (manual)"),
@@ -1070,7 +1154,7 @@ fn history_audit_and_show_have_the_documented_shapes() {
     refused_run.expect_code(3);
     // The default requester is local:$USER.
     let o = rotor
-        .command(&["rollback", "--secret", id, "--json"])
+        .command(&["rollback", "--reason", "test", "--secret", id, "--json"])
         .env("USER", "carol")
         .output()
         .unwrap();

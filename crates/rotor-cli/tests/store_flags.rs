@@ -33,7 +33,7 @@ fn a_mistyped_store_is_an_error_not_a_new_empty_store() {
         vec!["secret", "list"],
         vec!["history"],
         vec!["audit"],
-        vec!["rotate", "--secret", "x"],
+        vec!["rotate", "--reason", "test", "--secret", "x"],
     ] {
         let out = rotor(&dir, &args, None);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -71,7 +71,14 @@ fn a_candidate_over_the_kms_limit_is_refused_up_front() {
     let big = vec![b'k'; 4097];
     let out = rotor(
         &dir,
-        &["rotate", "--secret", "s", "--candidate-stdin"],
+        &[
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            "s",
+            "--candidate-stdin",
+        ],
         Some(&big),
     );
     assert_eq!(out.status.code(), Some(2));

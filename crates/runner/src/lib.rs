@@ -9,8 +9,11 @@
 
 use async_trait::async_trait;
 use rotor_asl::definition::StateMachine;
-use rotor_asl::executor::{execute, Outcome, RunOptions, Status, ACCOUNT, REGION};
+use rotor_asl::executor::{
+    execute, Interrupt, Outcome, Resume, RunOptions, Status, ABORTED_ERROR, ACCOUNT, REGION,
+};
 use rotor_asl::history::Observer;
+use rotor_asl::redrive::{resume_point, ResumePoint};
 use rotor_asl::task::{FunctionError, FunctionInvoker, LambdaTasks};
 use rotor_core::events::ExecutionInput;
 use rotor_core::handlers;
@@ -213,6 +216,69 @@ pub struct RunnerOptions {
     pub real_time: bool,
     /// Called with each history event as it is recorded.
     pub observer: Option<Observer>,
+    /// Continue an interrupted execution (see [`recovery_plan`]).
+    pub resume: Option<Resume>,
+    /// Stop at the next state boundary when asked (SIGINT, SIGTERM).
+    pub interrupt: Option<Arc<Interrupt>>,
+}
+
+/// How an interrupted rotation is recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Go on where it stopped (redrive): after Promote (the application probe, and the revert
+    /// on failure), or a rollback, or only its audit left.
+    Resume,
+    /// It stopped before Promote: drop its candidate and audit the rotation as abandoned, by
+    /// the definition's own abandon states.
+    Abandon,
+}
+
+/// The states before Promote: a rotation interrupted in one of them is abandoned by
+/// `rotor recover` (its candidate was never made current; it may not even have been probed).
+pub const BEFORE_PROMOTE: [&str; 4] = [
+    "CheckInput",
+    "StagePending",
+    "WaitForPropagation",
+    "ProbeCandidate",
+];
+
+/// Where an interrupted execution of the product's definition goes on, and how: the redrive
+/// point of its history (`rotor_asl::redrive`), or for [`RecoveryMode::Abandon`] the
+/// definition's abandon branch (`Abandon` once a candidate was staged, else
+/// `AbandonAfterStagingFailure`) with `Execution.Interrupted` as the error it records.
+pub fn recovery_plan(
+    definition_text: &str,
+    execution_input: &Value,
+    events: &[Value],
+    mode: RecoveryMode,
+) -> Result<ResumePoint, String> {
+    let text = render_definition(definition_text, &local_arns())?;
+    let machine = StateMachine::from_json(&text).map_err(|problems| {
+        problems
+            .iter()
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let point = resume_point(&machine, execution_input, events)?;
+    if mode == RecoveryMode::Resume || !BEFORE_PROMOTE.contains(&point.state.as_str()) {
+        return Ok(point);
+    }
+    let error = serde_json::json!({
+        "Error": ABORTED_ERROR,
+        "Cause": format!("the execution was interrupted in state {} before Promote; rotor recover abandoned its candidate", point.state),
+    });
+    let staged = point.input.get("staged").filter(|s| s.is_object()).cloned();
+    Ok(match staged {
+        Some(staged) => ResumePoint {
+            state: "Abandon".into(),
+            input: serde_json::json!({"staged": staged, "error": error}),
+        },
+        None => ResumePoint {
+            state: "AbandonAfterStagingFailure".into(),
+            input: serde_json::json!({"error": error}),
+        },
+    })
 }
 
 /// Runs `definition_text` (placeholders filled with [`local_arns`]) as execution `name` of the
@@ -261,6 +327,8 @@ pub async fn run_rotation(
     run.seed = options.seed;
     run.real_time = options.real_time;
     run.observer = options.observer;
+    run.resume = options.resume;
+    run.interrupt = options.interrupt;
     execute(&machine, input, run).await
 }
 

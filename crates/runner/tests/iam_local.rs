@@ -89,6 +89,9 @@ fn input() -> ExecutionInput {
         candidate_ciphertext: None,
         requested_by: Some("test:iam".into()),
         reason: Some("iam key rotation".into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
     }
 }
 

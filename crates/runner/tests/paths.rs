@@ -745,6 +745,9 @@ impl Local {
             candidate_ciphertext: Some(base64(&blob)),
             requested_by: Some("github:alice".into()),
             reason: Some("test".into()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         }
     }
 
@@ -1003,6 +1006,9 @@ async fn real_handlers_manual_rollback_after_rotation() {
         candidate_ciphertext: None,
         requested_by: Some("github:bob".into()),
         reason: Some("the vendor revoked the new key".into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
     };
     let outcome = l.run(&input, "manual").await;
     assert_eq!(

@@ -263,7 +263,15 @@ impl Rotor {
             &format!("candidate-{}", uuid::Uuid::new_v4()),
             candidate.as_bytes(),
         );
-        let mut args = vec!["rotate", "--secret", id, "--candidate-file", &file];
+        let mut args = vec![
+            "rotate",
+            "--reason",
+            "test",
+            "--secret",
+            id,
+            "--candidate-file",
+            &file,
+        ];
         args.extend_from_slice(extra);
         self.run(&args)
     }

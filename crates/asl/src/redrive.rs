@@ -1,0 +1,151 @@
+//! Where an interrupted execution goes on: Step Functions' redrive rule ("restart from the state
+//! that did not succeed; completed states are not re-run") read off a recorded history.
+//!
+//! The history is the one the executor writes (GetExecutionHistory-shaped). The point is found
+//! from the execution's last top-level `*StateEntered` event:
+//!
+//! * the state never exited: it is entered again with the input it had (a Task's work may have
+//!   been done: Tasks run again must be idempotent, as they must be under Retry anyway);
+//! * it exited: the next state is entered with its output. For a Task, Parallel or Map that
+//!   failed into a Catcher, "next" is the Catcher's `Next` (the error is in the last failure
+//!   event); a Choice or Pass is entered again instead, since it has no effect and choosing again
+//!   from the same input gives the same answer.
+
+use crate::definition::{Kind, StateMachine};
+use crate::error::StatesError;
+use crate::history::HistoryEvent;
+use serde_json::Value;
+
+/// The state to enter and its raw input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePoint {
+    pub state: String,
+    pub input: Value,
+}
+
+/// Event types that close an execution: such an execution cannot be redriven here.
+const FINAL: &[&str] = &["ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut"];
+
+fn text_field(event: &HistoryEvent, key: &str, field: &str) -> Option<String> {
+    event.get(key)?.get(field)?.as_str().map(str::to_string)
+}
+
+fn parse(text: Option<String>, what: &str) -> Result<Value, String> {
+    let text = text.ok_or_else(|| format!("the history has no {what}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("the recorded {what} is not JSON: {e}"))
+}
+
+/// The failure a Task/Parallel/Map state ended with before it exited, if it did: the error of
+/// the last `*Failed`/`*TimedOut` event after its entry, unless a success came after it (a
+/// retried attempt that worked).
+fn caught_error(events: &[HistoryEvent]) -> Option<StatesError> {
+    for e in events.iter().rev() {
+        let ty = e["type"].as_str().unwrap_or_default();
+        if ty.ends_with("Succeeded") {
+            return None;
+        }
+        if ty.ends_with("Failed") || ty.ends_with("TimedOut") {
+            let details = e
+                .as_object()?
+                .iter()
+                .find(|(k, _)| k.ends_with("EventDetails"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Value::Null);
+            let error = details["error"].as_str().unwrap_or_default();
+            let error = if error.is_empty() && ty.ends_with("TimedOut") {
+                crate::error::names::TIMEOUT
+            } else {
+                error
+            };
+            return Some(StatesError::new(
+                error,
+                details["cause"].as_str().unwrap_or_default(),
+            ));
+        }
+    }
+    None
+}
+
+/// Where `events` (an execution of `machine` started with `execution_input`) goes on.
+pub fn resume_point(
+    machine: &StateMachine,
+    execution_input: &Value,
+    events: &[HistoryEvent],
+) -> Result<ResumePoint, String> {
+    if let Some(e) = events
+        .iter()
+        .find(|e| FINAL.contains(&e["type"].as_str().unwrap_or_default()))
+    {
+        return Err(format!(
+            "the execution has ended ({}): there is nothing to resume",
+            e["type"].as_str().unwrap_or_default()
+        ));
+    }
+    let entered = events.iter().enumerate().rev().find(|(_, e)| {
+        e["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("StateEntered"))
+            && text_field(e, "stateEnteredEventDetails", "name")
+                .is_some_and(|n| machine.states.contains_key(&n))
+    });
+    let Some((at, entered)) = entered else {
+        return Ok(ResumePoint {
+            state: machine.start_at.clone(),
+            input: execution_input.clone(),
+        });
+    };
+    let name = text_field(entered, "stateEnteredEventDetails", "name").unwrap_or_default();
+    let state = &machine.states[&name];
+    let again = || -> Result<ResumePoint, String> {
+        Ok(ResumePoint {
+            state: name.clone(),
+            input: parse(
+                text_field(entered, "stateEnteredEventDetails", "input"),
+                &format!("input of state {name}"),
+            )?,
+        })
+    };
+    let after = &events[at + 1..];
+    let exited = after.iter().position(|e| {
+        e["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("StateExited"))
+            && text_field(e, "stateExitedEventDetails", "name").as_deref() == Some(&name)
+    });
+    let Some(exit) = exited else {
+        return again();
+    };
+    let output = parse(
+        text_field(&after[exit], "stateExitedEventDetails", "output"),
+        &format!("output of state {name}"),
+    )?;
+    let next = match &state.kind {
+        Kind::Choice { .. } | Kind::Pass { .. } => return again(),
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+            match caught_error(&after[..exit]) {
+                Some(error) => state
+                    .handling
+                    .catch
+                    .iter()
+                    .find(|c| c.error_equals.iter().any(|n| error.matched_by(n)))
+                    .map(|c| c.next.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "state {name} exited after {} but no Catcher takes it",
+                            error.error
+                        )
+                    })?,
+                None => state.next.clone().ok_or_else(|| {
+                    format!("state {name} ends the execution: there is nothing to resume")
+                })?,
+            }
+        }
+        _ => state.next.clone().ok_or_else(|| {
+            format!("state {name} ends the execution: there is nothing to resume")
+        })?,
+    };
+    Ok(ResumePoint {
+        state: next,
+        input: output,
+    })
+}
