@@ -8,7 +8,9 @@ use axum::Router;
 use rotor_core::ports::{HttpProber, ProbeRequest};
 use rotor_core::secret::SecretValue;
 use rotor_probe_http::{ReqwestProber, MAX_BODY_BYTES};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "sk-TESTKEY0123456789abcdef";
@@ -102,28 +104,110 @@ async fn a_200_comes_back_as_the_answer_with_query_and_headers_sent() {
     assert_eq!(answer.status, 401);
 }
 
+/// A request that carries the key in its path, its query and a header, as vendor probes do.
+fn keyed_req(origin: &str) -> ProbeRequest {
+    get_req(
+        format!("{origin}/v2/{KEY}/x?apiKey={KEY}"),
+        vec![("Authorization", &format!("Bearer {KEY}"))],
+    )
+}
+
+/// The error names the origin and nothing of the path, query or headers.
+fn assert_names_origin_only(err: &rotor_core::error::RotorError, origin: &str) {
+    let msg = err.to_string();
+    assert!(!msg.contains(KEY), "{msg}");
+    assert!(
+        !msg.contains("apiKey") && !msg.contains("/v2") && !msg.contains("Bearer"),
+        "no path, query or header: {msg}"
+    );
+    assert!(msg.contains(origin), "names {origin}: {msg}");
+    assert!(!format!("{err:?}").contains(KEY));
+}
+
 #[tokio::test]
-async fn a_refused_port_is_not_ready_and_never_names_the_key() {
+async fn a_refused_port_is_rejected_and_never_names_the_key() {
+    // Nothing listens on 127.0.0.1:port (the listener is dropped): retrying will not change that.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let prober = ReqwestProber::new(Duration::from_secs(5));
-    let request = get_req(
-        format!("http://127.0.0.1:{port}/v2/{KEY}/x?apiKey={KEY}"),
-        vec![("Authorization", &format!("Bearer {KEY}"))],
+    let origin = format!("http://127.0.0.1:{port}");
+    let err = prober.send(&keyed_req(&origin)).await.unwrap_err();
+    assert_eq!(err.asl_name(), "Probe.Rejected", "{err}");
+    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert_names_origin_only(&err, &origin);
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_exist_is_rejected_at_once() {
+    // RFC 6761: a name under .invalid never resolves; the resolver answers NXDOMAIN without
+    // asking anyone, so this needs no network. Bounded anyway, so that it cannot hang.
+    let prober = ReqwestProber::new(Duration::from_secs(5));
+    let origin = "http://rotor-test.invalid:80";
+    let started = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        prober.send(&keyed_req("http://rotor-test.invalid")),
+    )
+    .await
+    .expect("the prober's own timeout ends the lookup")
+    .unwrap_err();
+    assert_eq!(
+        err.asl_name(),
+        "Probe.Rejected",
+        "{err} (after {:?}; std's lookup says {:?})",
+        started.elapsed(),
+        std::net::ToSocketAddrs::to_socket_addrs(&("rotor-test.invalid", 80)).map(|_| ())
     );
-    let err = prober.send(&request).await.unwrap_err();
-    assert_eq!(err.asl_name(), "Probe.NotReady");
     let msg = err.to_string();
-    assert!(!msg.contains(KEY), "{msg}");
     assert!(
-        !msg.contains("apiKey") && !msg.contains("/v2"),
-        "no path or query: {msg}"
+        msg.contains("DNS name rotor-test.invalid not found"),
+        "{msg}"
     );
-    assert!(msg.contains("connection refused"), "{msg}");
-    assert!(msg.contains(&format!("http://127.0.0.1:{port}")), "{msg}");
-    assert!(!format!("{err:?}").contains(KEY));
+    assert_names_origin_only(&err, origin);
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_is_rejected_naming_the_host_only() {
+    // A TLS server on 127.0.0.1 with a self-signed certificate for 127.0.0.1 (fixtures/, made
+    // with openssl; valid 2000-2100, so only its issuer is wrong).
+    let cert =
+        CertificateDer::from(include_bytes!("fixtures/self-signed-127.0.0.1.cert.der").to_vec());
+    let key =
+        PrivateKeyDer::try_from(include_bytes!("fixtures/self-signed-127.0.0.1.key.der").to_vec())
+            .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        // The client gives up during the handshake; a few connections at most.
+        for _ in 0..4 {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = acceptor.accept(stream).await;
+        }
+    });
+
+    let prober = ReqwestProber::new(Duration::from_secs(5));
+    let origin = format!("https://{addr}");
+    let err = prober.send(&keyed_req(&origin)).await.unwrap_err();
+    assert_eq!(err.asl_name(), "Probe.Rejected", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("TLS certificate of 127.0.0.1 is invalid: unknown issuer"),
+        "{msg}"
+    );
+    assert_names_origin_only(&err, &origin);
 }
 
 #[tokio::test]

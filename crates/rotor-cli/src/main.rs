@@ -116,7 +116,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rotor: error: {e:#}");
+            eprintln!("rotor: error: {}", output::clean(&format!("{e:#}")));
             ExitCode::from(error_code(&e))
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::backend::{Backend, BackendKind, GlobalArgs, Need};
 use crate::exit;
+use crate::output::clean;
 use crate::store;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
@@ -62,7 +63,13 @@ pub fn print_execution(
         println!("{}", json!({"executionArn": arn, "events": events}));
         return;
     }
-    println!("execution {arn} ({action} {secret_id}): {status}");
+    println!(
+        "execution {} ({} {}): {}",
+        clean(arn),
+        clean(action),
+        clean(secret_id),
+        clean(status)
+    );
     for e in events {
         let ty = e["type"].as_str().unwrap_or_default();
         let name = e
@@ -70,10 +77,13 @@ pub fn print_execution(
             .or_else(|| e.get("stateExitedEventDetails"))
             .and_then(|d| d["name"].as_str())
             .unwrap_or_default();
+        // The id is a JSON number; any other JSON prints as JSON (escaped by serde).
         println!(
-            "{:>5} {} {ty} {name}",
+            "{:>5} {} {} {}",
             e["id"],
-            e["timestamp"].as_str().unwrap_or_default()
+            clean(e["timestamp"].as_str().unwrap_or_default()),
+            clean(ty),
+            clean(name)
         );
     }
 }
@@ -155,12 +165,12 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> Result<u8> {
         for r in &records {
             println!(
                 "{}  {:<8} {:<9} {:<50} {}  {}",
-                r.started_at,
-                r.action,
-                r.status,
-                r.secret_id,
-                r.name,
-                r.error.as_deref().unwrap_or("")
+                clean(&r.started_at),
+                clean(&r.action),
+                clean(&r.status),
+                clean(&r.secret_id),
+                clean(&r.name),
+                clean(r.error.as_deref().unwrap_or(""))
             );
         }
     }
@@ -180,13 +190,13 @@ pub fn audit(global: &GlobalArgs, args: AuditArgs) -> Result<u8> {
         for r in &records {
             println!(
                 "{}  {:<16} {:<50} by {:<20} old {} new {} {}",
-                r.started_at,
-                r.outcome,
-                r.secret_id,
-                r.requested_by.as_deref().unwrap_or("-"),
-                r.old_version_id.as_deref().unwrap_or("-"),
-                r.new_version_id.as_deref().unwrap_or("-"),
-                r.error.as_deref().unwrap_or("")
+                clean(&r.started_at),
+                clean(&r.outcome),
+                clean(&r.secret_id),
+                clean(r.requested_by.as_deref().unwrap_or("-")),
+                clean(r.old_version_id.as_deref().unwrap_or("-")),
+                clean(r.new_version_id.as_deref().unwrap_or("-")),
+                clean(r.error.as_deref().unwrap_or(""))
             );
         }
     }

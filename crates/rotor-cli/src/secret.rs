@@ -2,6 +2,7 @@
 
 use crate::backend::{Backend, GlobalArgs, Need};
 use crate::exit;
+use crate::output::clean;
 use crate::store;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -144,7 +145,11 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
                     ))
                     .map_err(|e| anyhow!("{e}"))?,
             };
-            println!("created {} (version {version}, AWSCURRENT)", args.id);
+            println!(
+                "created {} (version {}, AWSCURRENT)",
+                clean(&args.id),
+                clean(&version)
+            );
             Ok(exit::OK)
         }
         SecretCommand::List { json } => {
@@ -167,10 +172,11 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
                         .map(|v| v.version_id.as_str())
                         .unwrap_or("-");
                     println!(
-                        "{:<52} {:<16} {} version(s), AWSCURRENT {current}",
-                        s.id,
-                        kind,
-                        s.versions.len()
+                        "{:<52} {:<16} {} version(s), AWSCURRENT {}",
+                        clean(&s.id),
+                        clean(kind),
+                        s.versions.len(),
+                        clean(current)
                     );
                 }
             }
@@ -183,17 +189,17 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
             if json {
                 println!("{}", show_json(&info));
             } else {
-                println!("{}", info.id);
+                println!("{}", clean(&info.id));
                 for v in &info.versions {
                     println!(
                         "  version {}  {}  {}",
-                        v.version_id,
-                        v.created_at,
-                        v.stages.join(",")
+                        clean(&v.version_id),
+                        clean(&v.created_at),
+                        clean(&v.stages.join(","))
                     );
                 }
                 for (k, v) in &info.tags {
-                    println!("  tag {k}={v}");
+                    println!("  tag {}={}", clean(k), clean(v));
                 }
             }
             Ok(exit::OK)

@@ -1,6 +1,7 @@
 //! `rotor sfn validate|run`: the local ASL executor on the command line.
 
 use crate::exit;
+use crate::output::clean;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use rotor_asl::definition::StateMachine;
@@ -77,19 +78,25 @@ fn load_definition(path: &Path) -> Result<Value> {
         .with_context(|| format!("definition {} is not valid JSON", path.display()))
 }
 
+/// The definition file's path as a line may show it.
+fn shown(file: &Path) -> String {
+    clean(&file.display().to_string()).into_owned()
+}
+
 fn print_diagnostics(file: &Path, diagnostics: &[Diagnostic]) {
     for d in diagnostics {
+        // State names, locations and messages echo the definition.
         let state = d
             .state
             .as_deref()
-            .map(|s| format!(" in state '{s}'"))
+            .map(|s| format!(" in state '{}'", clean(s)))
             .unwrap_or_default();
         eprintln!(
             "{}: {}{state} at {}: {}",
-            file.display(),
-            d.code,
-            d.location,
-            d.message
+            shown(file),
+            clean(&d.code),
+            clean(&d.location),
+            clean(&d.message)
         );
     }
 }
@@ -103,10 +110,10 @@ fn validate_file(file: &Path, as_json: bool) -> Result<u8> {
             json!({"valid": diagnostics.is_empty(), "diagnostics": diagnostics})
         );
     } else if diagnostics.is_empty() {
-        println!("{}: valid", file.display());
+        println!("{}: valid", shown(file));
     } else {
         print_diagnostics(file, &diagnostics);
-        eprintln!("{}: {} problem(s)", file.display(), diagnostics.len());
+        eprintln!("{}: {} problem(s)", shown(file), diagnostics.len());
     }
     Ok(if diagnostics.is_empty() {
         exit::OK
@@ -230,8 +237,15 @@ fn print_outcome(outcome: &Outcome) {
             serde_json::to_string_pretty(output).unwrap_or_default()
         ),
         None => {
-            println!("error: {}", outcome.error.as_deref().unwrap_or("(none)"));
-            println!("cause: {}", outcome.cause.as_deref().unwrap_or("(none)"));
+            // A Fail state's or a Task's error and cause: from the definition or the input.
+            println!(
+                "error: {}",
+                clean(outcome.error.as_deref().unwrap_or("(none)"))
+            );
+            println!(
+                "cause: {}",
+                clean(outcome.cause.as_deref().unwrap_or("(none)"))
+            );
         }
     }
 }

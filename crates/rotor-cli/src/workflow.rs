@@ -307,16 +307,18 @@ pub fn report(finished: &Finished, json: bool) -> Result<u8> {
             })
         );
     } else {
-        println!("execution {}", finished.execution_id);
+        use crate::output::clean;
+        println!("execution {}", clean(&finished.execution_id));
         println!("result: {}", finished.ending.as_str());
         if let Some(e) = &o.error {
-            println!("error: {e}");
-            println!("cause: {}", o.cause.as_deref().unwrap_or("(none)"));
+            println!("error: {}", clean(e));
+            println!("cause: {}", clean(o.cause.as_deref().unwrap_or("(none)")));
         }
         if finished.ending == Ending::Interrupted {
             println!(
                 "to go on: rotor resume --execution {} --reason \"...\" (or rotor recover --secret {} --reason \"...\")",
-                finished.name, finished.secret_id
+                finished.name,
+                clean(&finished.secret_id)
             );
         }
     }

@@ -1348,3 +1348,105 @@ fn history_audit_and_show_have_the_documented_shapes() {
     let list = rotor.run(&["secret", "list", "--json"]);
     assert_eq!(list.json(), json!([doc]));
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Text output cannot be forged
+// ---------------------------------------------------------------------------------------------
+
+/// What a field must not print raw into a text line: control characters other than the line's
+/// own end (C0, DEL, C1), the line and paragraph separators and the bidirectional overrides.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| {
+            (c.is_control() && *c != '\n')
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                )
+        })
+        .collect()
+}
+
+/// The command's text output: exit 0, nothing raw on either stream, exactly `lines` lines.
+fn text_lines(rotor: &Rotor, args: &[&str], lines: usize) -> String {
+    let out = rotor.run(args);
+    out.expect_ok();
+    let (stdout, stderr) = (out.stdout(), out.stderr());
+    assert_eq!(raw_controls(&stdout), [], "{}", out.show());
+    assert_eq!(raw_controls(&stderr), [], "{}", out.show());
+    assert_eq!(stdout.lines().count(), lines, "{}", out.show());
+    stdout
+}
+
+#[test]
+fn forged_reason_requester_and_tags_cannot_add_lines_or_escapes_to_text_output() {
+    let standin = StandIn::start();
+    let rotor = Rotor::new("forge");
+    let id = "forge/openai_api_key";
+    // Each field tries to end its line and print a record of its own, then to return the
+    // cursor, clear the screen (CSI as ESC [ and as the one-byte C1 CSI), set the terminal's
+    // title, and reverse what follows.
+    let reason = "quarterly\n2026-01-01T00:00:00Z  rotated          prod/x by admin\r\x1b[2J\u{9b}2J\t\x7f\u{85}\u{2028}\u{202e}";
+    let who = "mallory\n2026-01-01T00:00:00Z  rotated          prod/y by admin\x1b]0;pwned\x07";
+    let tag_key = "note\x1b[31m";
+    let tag = format!("{tag_key}={reason}");
+    rotor.create_vendor_secret(
+        id,
+        &standin.issue_key("openai"),
+        &standin.probe_url("openai"),
+        &[&tag],
+    );
+    let forged = ["--requested-by", who, "--reason", reason];
+    let rotated = rotor.rotate(id, &standin.issue_key("openai"), &forged);
+    rotated.expect_ok();
+    let rejected = rotor.rotate(id, &unissued_openai_key(), &forged);
+    rejected.expect_code(3);
+    for out in [&rotated, &rejected] {
+        assert_eq!(raw_controls(&out.text()), [], "{}", out.show());
+    }
+
+    // Stored exactly as given (JSON escapes them)...
+    let audit = rotor.audit();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    for r in &audit {
+        assert_eq!(
+            (&r["requested_by"], &r["reason"]),
+            (&json!(who), &json!(reason))
+        );
+    }
+    let show = rotor.run(&["secret", "show", id, "--json"]).json();
+    assert_eq!(show["tags"][tag_key], reason, "{show}");
+
+    // ... and printed escaped, one line per record.
+    let text = text_lines(&rotor, &["audit"], audit.len());
+    assert!(
+        text.contains(
+            r"by mallory\n2026-01-01T00:00:00Z  rotated          prod/y by admin\x1b]0;pwned\x07"
+        ),
+        "{text}"
+    );
+    let executions = rotor.executions();
+    assert_eq!(executions.len(), 2);
+    text_lines(&rotor, &["history"], executions.len());
+    text_lines(&rotor, &["history", "--secret", id], executions.len());
+    for e in &executions {
+        let name = e["name"].as_str().unwrap();
+        let events = rotor
+            .run(&["history", "--execution", name, "--json"])
+            .json()["events"]
+            .as_array()
+            .unwrap()
+            .len();
+        text_lines(&rotor, &["history", "--execution", name], 1 + events);
+    }
+    text_lines(&rotor, &["secret", "list"], 1);
+    let versions = show["versions"].as_array().unwrap().len();
+    let tags = show["tags"].as_object().unwrap().len();
+    let text = text_lines(&rotor, &["secret", "show", id], 1 + versions + tags);
+    assert!(
+        text.contains(
+            r"  tag note\x1b[31m=quarterly\n2026-01-01T00:00:00Z  rotated          prod/x by admin\r\x1b[2J\u{9b}2J\t\x7f\u{85}\u{2028}\u{202e}"
+        ),
+        "{text}"
+    );
+}

@@ -93,5 +93,7 @@ async fn a_broken_app_answers_500_whatever_the_key() {
         .send(&req)
         .await
         .unwrap_err();
-    assert_eq!(e.asl_name(), "Probe.NotReady");
+    // Nothing listens any more: a refused connection does not heal by retrying (issue 16).
+    assert_eq!(e.asl_name(), "Probe.Rejected", "{e}");
+    assert!(e.to_string().contains("connection refused"), "{e}");
 }
