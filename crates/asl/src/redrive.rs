@@ -9,7 +9,8 @@
 //! * it exited: the next state is entered with its output. For a Task, Parallel or Map that
 //!   failed into a Catcher, "next" is the Catcher's `Next` (the error is in the last failure
 //!   event); a Choice or Pass is entered again instead, since it has no effect and choosing again
-//!   from the same input gives the same answer.
+//!   from the same input gives the same answer; so is a state that ends the execution (Succeed,
+//!   Fail, `End`), which then writes the execution's closing event.
 
 use crate::definition::{Kind, StateMachine};
 use crate::error::StatesError;
@@ -120,7 +121,10 @@ pub fn resume_point(
         &format!("output of state {name}"),
     )?;
     let next = match &state.kind {
-        Kind::Choice { .. } | Kind::Pass { .. } => return again(),
+        // No effect: entered again, it decides (or ends the execution) the same way.
+        Kind::Choice { .. } | Kind::Pass { .. } | Kind::Succeed | Kind::Fail { .. } => {
+            return again()
+        }
         Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
             match caught_error(&after[..exit]) {
                 Some(error) => state
@@ -135,14 +139,17 @@ pub fn resume_point(
                             error.error
                         )
                     })?,
-                None => state.next.clone().ok_or_else(|| {
-                    format!("state {name} ends the execution: there is nothing to resume")
-                })?,
+                // An end state that exited: entered again, it ends the execution.
+                None => match state.next.clone() {
+                    Some(n) => n,
+                    None => return again(),
+                },
             }
         }
-        _ => state.next.clone().ok_or_else(|| {
-            format!("state {name} ends the execution: there is nothing to resume")
-        })?,
+        _ => match state.next.clone() {
+            Some(n) => n,
+            None => return again(),
+        },
     };
     Ok(ResumePoint {
         state: next,

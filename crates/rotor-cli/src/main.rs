@@ -116,7 +116,13 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rotor: error: {}", output::clean(&format!("{e:#}")));
+            // A rotor error keeps its stable ASL name in the message, as in histories and audit.
+            let named = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<rotor_core::RotorError>())
+                .map(|r| format!("{}: ", r.asl_name()))
+                .unwrap_or_default();
+            eprintln!("rotor: error: {named}{}", output::clean(&format!("{e:#}")));
             ExitCode::from(error_code(&e))
         }
     }
@@ -131,6 +137,8 @@ fn error_code(e: &anyhow::Error) -> u8 {
         Some(RotorError::Throttled(_) | RotorError::Internal(_) | RotorError::ProbeNotReady(_)) => {
             exit::FAILED
         }
+        // Refused before it started, as the state machine would refuse it: nothing changed.
+        Some(RotorError::InProgress { .. } | RotorError::Conflict { .. }) => exit::ABANDONED,
         _ => exit::USAGE,
     }
 }

@@ -156,7 +156,8 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> Result<u8> {
                 json!({
                     "execution_id": r.execution_id, "name": r.name, "secret_id": r.secret_id,
                     "action": r.action, "status": r.status, "started_at": r.started_at,
-                    "finished_at": r.finished_at, "error": r.error,
+                    "finished_at": r.finished_at, "error": r.error, "cause": r.cause,
+                    "event_count": r.events.len(),
                 })
             })
             .collect();

@@ -479,11 +479,19 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
         let plan = match plan {
             RollbackPlan::Move(m) => m,
             RollbackPlan::Nothing(why) => {
-                println!("nothing to do: {why}");
+                if args.run.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"execution_id": null, "status": null, "outcome": "nothing to do", "reason": why})
+                    );
+                } else {
+                    println!("nothing to do: {why}");
+                }
                 return Ok(exit::OK);
             }
         };
-        println!(
+        if !args.run.json {
+            println!(
             "roll back {}: AWSCURRENT {} -> {} ({}){}",
             crate::output::clean(&args.secret),
             plan.from,
@@ -495,6 +503,7 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
                 "; the target is probed first"
             }
         );
+        }
         if !args.yes && !confirm("Proceed?")? {
             println!("not rolled back");
             return Ok(exit::FAILED);

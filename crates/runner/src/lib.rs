@@ -233,8 +233,8 @@ pub enum RecoveryMode {
     Abandon,
 }
 
-/// The states before Promote: a rotation interrupted in one of them is abandoned by
-/// `rotor recover` (its candidate was never made current; it may not even have been probed).
+/// The states before Promote: a rotation interrupted in one of them (or on its way into
+/// Promote) is abandoned by `rotor recover` (its candidate was never made current).
 pub const BEFORE_PROMOTE: [&str; 4] = [
     "CheckInput",
     "StagePending",
@@ -261,7 +261,14 @@ pub fn recovery_plan(
             .join("; ")
     })?;
     let point = resume_point(&machine, execution_input, events)?;
-    if mode == RecoveryMode::Resume || !BEFORE_PROMOTE.contains(&point.state.as_str()) {
+    // Abandoned only while Promote was never entered: once it was, AWSCURRENT may have moved,
+    // and the candidate had passed its probe, so the rotation goes on (Promote is a
+    // compare-and-swap, safe to run again) and reverts if the application fails.
+    let promote_entered = events.iter().any(|e| {
+        e["type"] == "TaskStateEntered" && e["stateEnteredEventDetails"]["name"] == "Promote"
+    });
+    let before = BEFORE_PROMOTE.contains(&point.state.as_str()) || point.state == "Promote";
+    if mode == RecoveryMode::Resume || promote_entered || !before {
         return Ok(point);
     }
     let error = serde_json::json!({
