@@ -530,10 +530,9 @@ async fn rollback_abandon_after_promote_went_through_twice() {
     );
     assert!(out.changed);
     assert_eq!(w.holder(VENDOR_SECRET, AWSPENDING).await, None);
-    assert_eq!(
-        w.holder(VENDOR_SECRET, AWSPREVIOUS).await,
-        Some(staged.pending_version_id.clone())
-    );
+    // AWSPREVIOUS is back where it was before the rotation (on no version): the abandoned
+    // candidate holds no label.
+    assert_eq!(w.holder(VENDOR_SECRET, AWSPREVIOUS).await, None);
     w.assert_current_works(&w.first_id).await;
 }
 
@@ -577,10 +576,9 @@ async fn rollback_revert_twice() {
         }
     );
     w.assert_current_works(&w.first_id).await;
-    assert_eq!(
-        w.holder(VENDOR_SECRET, AWSPREVIOUS).await,
-        Some(staged.pending_version_id.clone())
-    );
+    // AWSPREVIOUS is back where it was before the rotation (on no version): the rejected
+    // candidate holds no label, so a later rollback cannot install it.
+    assert_eq!(w.holder(VENDOR_SECRET, AWSPREVIOUS).await, None);
     assert_eq!(w.holder(VENDOR_SECRET, AWSPENDING).await, None);
 }
 
@@ -607,7 +605,8 @@ async fn rollback_manual_plan_and_move_twice() {
             current_version_id: Some(w.first_id.clone()),
             undone_version_id: Some(staged.pending_version_id.clone()),
             changed: false,
-            probe: false,
+            // Not forced and AWSCURRENT moves: the target is probed first.
+            probe: true,
         }
     );
 

@@ -352,6 +352,7 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
                     &args.secret,
                     candidate.is_some(),
                     "--candidate-env or --candidate-file",
+                    true,
                 )
                 .await?;
                 (Action::Rotate, "rotate")

@@ -332,16 +332,20 @@ pub async fn preflight(
     secret: &str,
     has_candidate: bool,
     how: &str,
+    refuse_pending: bool,
 ) -> Result<Policy> {
     let info = store.describe(secret).await?;
     let policy = Policy::from_tags(secret, &info.tags)?;
-    // One rotation at a time: refused before anything is encrypted or started.
-    if let Some(p) = info.version_with(rotor_core::secret::AWSPENDING) {
-        return Err(rotor_core::RotorError::InProgress {
-            secret_id: info.id.clone(),
-            version_id: p.version_id.clone(),
+    if refuse_pending {
+        // One rotation at a time: refused before anything is encrypted or started (an
+        // in-process rotate lets the state machine refuse it instead, audited).
+        if let Some(p) = info.version_with(rotor_core::secret::AWSPENDING) {
+            return Err(rotor_core::RotorError::InProgress {
+                secret_id: info.id.clone(),
+                version_id: p.version_id.clone(),
+            }
+            .into());
         }
-        .into());
     }
     match policy.kind {
         Kind::VendorApiKey if !has_candidate => {
@@ -423,6 +427,7 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
                     secret,
                     has_candidate,
                     "--candidate-file or --candidate-stdin",
+                    false,
                 )
                 .await?;
                 let candidate = if has_candidate {
@@ -477,7 +482,9 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
             args.to_version.as_deref(),
         )?;
         let plan = match plan {
-            RollbackPlan::Move(m) => m,
+            RollbackPlan::Move(m) => Some(m),
+            // The state machine refuses it, audited (AWSPENDING staged, nothing to go back to).
+            RollbackPlan::Refuse => None,
             RollbackPlan::Nothing(why) => {
                 if args.run.json {
                     println!(
@@ -490,23 +497,25 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
                 return Ok(exit::OK);
             }
         };
-        if !args.run.json {
-            println!(
-            "roll back {}: AWSCURRENT {} -> {} ({}){}",
-            crate::output::clean(&args.secret),
-            plan.from,
-            plan.to,
-            plan.why,
-            if args.force {
-                "; --force: the target is not probed"
-            } else {
-                "; the target is probed first"
+        if let Some(plan) = &plan {
+            if !args.run.json {
+                println!(
+                    "roll back {}: AWSCURRENT {} -> {} ({}){}",
+                    crate::output::clean(&args.secret),
+                    plan.from,
+                    plan.to,
+                    plan.why,
+                    if args.force {
+                        "; --force: the target is not probed"
+                    } else {
+                        "; the target is probed first"
+                    }
+                );
             }
-        );
-        }
-        if !args.yes && !confirm("Proceed?")? {
-            println!("not rolled back");
-            return Ok(exit::FAILED);
+            if !args.yes && !confirm("Proceed?")? {
+                println!("not rolled back");
+                return Ok(exit::FAILED);
+            }
         }
         let input = ExecutionInput {
             action: Action::Rollback,
@@ -514,7 +523,7 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
             candidate_ciphertext: None,
             requested_by: Some(requester(&backend, args.who.requested_by.as_deref()).await?),
             reason: Some(args.who.reason.clone()),
-            target_version_id: Some(plan.to.clone()),
+            target_version_id: plan.map(|p| p.to),
             force: args.force,
             recovery: None,
         };
@@ -573,6 +582,9 @@ pub enum RollbackPlan {
     Move(Move),
     /// AWSCURRENT is already on the target: a second identical rollback changes nothing.
     Nothing(String),
+    /// No rollback is possible now (a candidate is staged, or there is nothing to go back
+    /// to): the state machine refuses it, with the named error, and audits the refusal.
+    Refuse,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -593,12 +605,8 @@ pub fn rollback_plan(
 ) -> Result<RollbackPlan> {
     use rotor_core::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
     let id = &info.id;
-    if let Some(p) = info.version_with(AWSPENDING) {
-        return Err(rotor_core::RotorError::InProgress {
-            secret_id: id.clone(),
-            version_id: p.version_id.clone(),
-        }
-        .into());
+    if info.version_with(AWSPENDING).is_some() {
+        return Ok(RollbackPlan::Refuse);
     }
     let current = info
         .version_with(AWSCURRENT)
@@ -627,8 +635,11 @@ pub fn rollback_plan(
                     ),
                 ),
                 None => match info.version_with(AWSPREVIOUS) {
-                    Some(p) => (p.version_id.clone(), "AWSPREVIOUS (no rotation of it is in this audit trail)".to_string()),
-                    None => bail!("secret {id} has no AWSPREVIOUS version and no recorded rotation: there is nothing to roll back to"),
+                    Some(p) => (
+                        p.version_id.clone(),
+                        "AWSPREVIOUS (no rotation of it is in this audit trail)".to_string(),
+                    ),
+                    None => return Ok(RollbackPlan::Refuse),
                 },
             }
         }

@@ -364,7 +364,7 @@ fn ciphertext(store: &LocalStore, value: &str, context_secret: &str) -> String {
 }
 
 fn rotate_input(secret_id: &str, candidate_ciphertext: &str) -> String {
-    json!({"action": "rotate", "secret_id": secret_id, "candidate_ciphertext": candidate_ciphertext})
+    json!({"action": "rotate", "secret_id": secret_id, "candidate_ciphertext": candidate_ciphertext, "reason": "test"})
         .to_string()
 }
 
@@ -529,7 +529,7 @@ fn bad_candidates_are_refused() {
         &[
             "rotate",
             "--input",
-            &json!({"action": "rotate", "secret_id": id}).to_string(),
+            &json!({"action": "rotate", "secret_id": id, "reason": "test"}).to_string(),
         ],
         3,
         Some("Input.Invalid"),

@@ -345,6 +345,8 @@ fn cases() -> Vec<Case> {
             states: &[
                 "CheckInput",
                 "PlanManualRollback",
+                "CheckRollbackProbe",
+                "ProbeRollbackTarget",
                 "MoveCurrentBack",
                 "AuditManualRollback",
                 "ManualRollbackDone",
@@ -984,8 +986,24 @@ async fn real_handlers_app_failure_after_promote_is_reverted() {
     let current = l.assert_one_working_current().await;
     assert_eq!(current, l.old_id, "AWSCURRENT is back on the old version");
     assert_eq!(l.current().await.1, l.old_key);
+    // AWSPREVIOUS is back where it was before the rotation (on no version): the rejected
+    // candidate keeps no label.
     let new_id = handlers::token_for(&execution_arn("app-down"));
-    assert_eq!(l.with_stage(AWSPREVIOUS).await, [(new_id, new_key)]);
+    assert_eq!(
+        l.with_stage(AWSPREVIOUS).await,
+        Vec::<(String, String)>::new()
+    );
+    let _ = new_key;
+    assert!(
+        l.store
+            .describe(SECRET)
+            .await
+            .unwrap()
+            .versions
+            .iter()
+            .any(|v| v.version_id == new_id && v.stages.is_empty()),
+        "the rejected candidate stays as an unlabelled version"
+    );
     let record = l.audited("app-down");
     assert_eq!(
         (record.outcome.as_str(), record.error.as_deref()),
@@ -1023,6 +1041,8 @@ async fn real_handlers_manual_rollback_after_rotation() {
         [
             "CheckInput",
             "PlanManualRollback",
+            "CheckRollbackProbe",
+            "ProbeRollbackTarget",
             "MoveCurrentBack",
             "AuditManualRollback",
             "ManualRollbackDone"

@@ -257,21 +257,17 @@ impl Rotor {
         self.run(&args).expect_ok();
     }
 
-    /// `rotate --secret ID --candidate-file F EXTRA...`; recorded.
+    /// `rotate --secret ID --candidate-file F EXTRA...` (with `--reason test` unless EXTRA
+    /// gives one); recorded.
     pub fn rotate(&self, id: &str, candidate: &str, extra: &[&str]) -> Out {
         let file = self.file(
             &format!("candidate-{}", uuid::Uuid::new_v4()),
             candidate.as_bytes(),
         );
-        let mut args = vec![
-            "rotate",
-            "--reason",
-            "test",
-            "--secret",
-            id,
-            "--candidate-file",
-            &file,
-        ];
+        let mut args = vec!["rotate", "--secret", id, "--candidate-file", &file];
+        if !extra.contains(&"--reason") {
+            args.extend(["--reason", "test"]);
+        }
         args.extend_from_slice(extra);
         self.run(&args)
     }
