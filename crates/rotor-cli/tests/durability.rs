@@ -789,3 +789,73 @@ fn concurrent_rotations_of_one_secret_one_wins_and_of_many_all_succeed() {
         assert_eq!(w.audit_of(id).len(), 1);
     }
 }
+
+/// Every `rotor ...` command in the runbook names a subcommand and flags that exist (the
+/// scenarios above run them).
+#[test]
+fn the_runbook_shows_commands_that_exist() {
+    let rotor = Rotor::new("runbook");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/runbook.md"
+    ))
+    .unwrap();
+    let mut checked = 0;
+    for line in text.lines() {
+        for part in line.split('`') {
+            let Some(rest) = part.trim().strip_prefix("rotor ") else {
+                continue;
+            };
+            // Global options first (`rotor --backend aws start ...`): their flags are checked
+            // against `rotor --help`, their values skipped.
+            let mut words: Vec<&str> = rest.split_whitespace().collect();
+            let mut globals = vec![];
+            while words.first().is_some_and(|w| w.starts_with("--")) {
+                globals.push(words.remove(0));
+                if !words.is_empty() {
+                    words.remove(0);
+                }
+            }
+            let top = rotor.run(&["--help"]).stdout();
+            for g in &globals {
+                assert!(
+                    top.contains(g),
+                    "runbook: `{part}`: {g} is not a global flag"
+                );
+            }
+            let mut sub = vec![];
+            for w in &words {
+                if w.starts_with("--") {
+                    break;
+                }
+                sub.push(*w);
+            }
+            let sub: Vec<&str> = sub
+                .into_iter()
+                .filter(|w| !w.contains('/') && !w.contains('"'))
+                .take(2)
+                .collect();
+            let mut args = sub.clone();
+            args.push("--help");
+            let help = rotor.run(&args);
+            if help.code != 0 {
+                // `rotor secret show` etc.: a one-word subcommand followed by an argument.
+                let help = rotor.run(&[sub[0], "--help"]);
+                help.expect_ok();
+            }
+            let mut all = rotor.run(&args).stdout();
+            all.push_str(&rotor.run(&["--help"]).stdout());
+            all.push_str(&rotor.run(&[sub[0], "--help"]).stdout());
+            for w in words.iter().filter(|w| w.starts_with("--")) {
+                let flag = w.split('=').next().unwrap();
+                assert!(
+                    all.contains(flag),
+                    "runbook: `{part}`: {flag} is not a flag of rotor {}",
+                    sub.join(" ")
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "{checked} flags checked");
+}
