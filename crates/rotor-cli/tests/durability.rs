@@ -242,6 +242,26 @@ impl World {
     }
 }
 
+/// Runs every command at once (separate processes) and waits for all of them.
+fn run_all(rotor: &Rotor, runs: &[Vec<String>]) -> Vec<std::process::Output> {
+    let children: Vec<_> = runs
+        .iter()
+        .map(|args| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            rotor
+                .command(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
 /// The number of history events of one uninterrupted rotation of `kind`.
 fn events_of_a_rotation(w: &World, kind: Kind) -> u64 {
     let id = format!("reference/{kind:?}");
@@ -734,22 +754,16 @@ fn concurrent_rotations_of_one_secret_one_wins_and_of_many_all_succeed() {
         ],
     );
     let first = key;
-    let children: Vec<_> = (0..10)
+    let runs: Vec<Vec<String>> = (0..10)
         .map(|_| {
             let mut args = w.rotate_args("one", Kind::Vendor, "race");
             args.push("--real-time".into());
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            w.rotor
-                .command(&args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            args
         })
         .collect();
-    let codes: Vec<i32> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+    let codes: Vec<i32> = run_all(&w.rotor, &runs)
+        .iter()
+        .map(|o| o.status.code().unwrap())
         .collect();
     let won = codes.iter().filter(|c| **c == 0).count();
     let refused = codes.iter().filter(|c| **c == 3).count();
@@ -763,21 +777,15 @@ fn concurrent_rotations_of_one_secret_one_wins_and_of_many_all_succeed() {
     for id in &ids {
         w.create(id, Kind::Generated);
     }
-    let children: Vec<_> = ids
+    let runs: Vec<Vec<String>> = ids
         .iter()
         .map(|id| {
-            w.rotor
-                .command(&["rotate", "--secret", id, "--reason", "fleet"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            ["rotate", "--secret", id, "--reason", "fleet"]
+                .map(String::from)
+                .to_vec()
         })
         .collect();
-    let outs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = run_all(&w.rotor, &runs);
     let ok = outs.iter().filter(|o| o.status.code() == Some(0)).count();
     println!("20 concurrent rotations of different secrets on one store: {ok} rotated");
     for o in &outs {
