@@ -1221,7 +1221,10 @@ fn history_audit_and_show_have_the_documented_shapes() {
                 "status",
                 "started_at",
                 "finished_at",
-                "error"
+                "error",
+                // Extended for interrupted executions: why it stopped, how far it got.
+                "cause",
+                "event_count"
             ])
         );
         assert_eq!(e["secret_id"], id);
