@@ -317,9 +317,17 @@ struct AwsAudit {
 
 #[async_trait]
 impl AuditSink for AwsAudit {
+    /// CloudWatch Logs holds the record of truth; the local cache is a copy for `rotor audit`,
+    /// so a full or read-only cache directory warns instead of failing the audit step.
     async fn record(&self, record: &AuditRecord) -> rotor_core::error::Result<()> {
-        self.cache.record(record).await?;
-        self.cloudwatch.record(record).await
+        self.cloudwatch.record(record).await?;
+        if let Err(e) = self.cache.record(record).await {
+            eprintln!(
+                "rotor: warning: the audit record of {} is in CloudWatch Logs but not in the local cache ({e})",
+                record.execution_id
+            );
+        }
+        Ok(())
     }
 
     async fn metric(&self, metric: &Metric) -> rotor_core::error::Result<()> {

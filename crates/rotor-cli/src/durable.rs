@@ -265,12 +265,17 @@ pub async fn run(
     record.error = outcome.error.clone();
     record.cause = outcome.cause.clone();
     record.events = outcome.events.clone();
-    records.finish_execution(&record).with_context(|| {
-        format!(
-            "execution {} ended {} but its record could not be saved; its events so far are kept",
-            record.name, record.status
-        )
-    })?;
+    // What happened is reported whatever the disk says: a failed save leaves the RUNNING
+    // record and the events written so far, which `rotor recover` finishes.
+    if let Err(e) = records.finish_execution(&record) {
+        eprintln!(
+            "rotor: warning: execution {} ended {} but its record could not be saved ({e}); its events so far are kept, and rotor recover --secret {} finishes it",
+            record.name,
+            record.status,
+            crate::output::clean(&record.secret_id)
+        );
+        return Ok((record, outcome));
+    }
     // Removed while still held, so no other process can take a lock on this path's old file.
     RunLock::remove(records.dir(), &record.name);
     drop(lock);
