@@ -124,7 +124,7 @@ impl LocalStore {
             .as_i64()
             .ok_or_else(|| RotorError::internal("a history event needs a numeric id"))?;
         let text = to_json("history event", event)?;
-        self.write(|tx| {
+        self.write_unsynced(|tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO execution_events (execution_id, id, event) VALUES (?1, ?2, ?3)",
                 params![execution_id, id, text],

@@ -159,6 +159,23 @@ impl LocalStore {
             .map_err(|e| e.into_rotor(&self.inner.db_path))
     }
 
+    /// [`Self::write`] without waiting for the disk: committed to the WAL (so it survives the
+    /// process being killed at any moment) but fsynced only with the next ordinary write or
+    /// checkpoint (so a power cut may lose it). For the events of a running execution, written
+    /// one by one: a rotation writes ~50, and an fsync each would multiply its time.
+    fn write_unsynced<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> db::R<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn();
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        let result = db::in_transaction(&mut conn, rusqlite::TransactionBehavior::Immediate, f)
+            .map_err(|e| e.into_rotor(&self.inner.db_path));
+        // Back to FULL for everything else (see db::configure).
+        let _ = conn.pragma_update(None, "synchronous", "FULL");
+        result
+    }
+
     /// Runs `f` in a read transaction (one consistent snapshot).
     fn read<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> db::R<T>) -> Result<T> {
         let mut conn = self.conn();
