@@ -156,3 +156,104 @@ pub fn resume_point(
         input: output,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn machine() -> StateMachine {
+        StateMachine::from_json(
+            &json!({
+                "StartAt": "Work",
+                "States": {
+                    "Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                             "Catch": [{"ErrorEquals": ["Bad"], "Next": "Undo"}], "Next": "Pause"},
+                    "Pause": {"Type": "Wait", "Seconds": 5, "Next": "Pick"},
+                    "Pick": {"Type": "Choice", "Choices": [{"Variable": "$.x", "NumericEquals": 1, "Next": "Done"}], "Default": "Undo"},
+                    "Undo": {"Type": "Pass", "End": true},
+                    "Done": {"Type": "Succeed"}
+                }
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    fn entered(name: &str, input: Value) -> Value {
+        json!({"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": name, "input": input.to_string()}})
+    }
+
+    fn exited(name: &str, output: Value) -> Value {
+        json!({"type": "TaskStateExited", "stateExitedEventDetails": {"name": name, "output": output.to_string()}})
+    }
+
+    fn point(events: &[Value]) -> Result<ResumePoint, String> {
+        resume_point(&machine(), &json!({"x": 1}), events)
+    }
+
+    #[test]
+    fn nothing_entered_starts_at_the_start() {
+        let p = point(&[json!({"type": "ExecutionStarted"})]).unwrap();
+        assert_eq!((p.state.as_str(), p.input), ("Work", json!({"x": 1})));
+    }
+
+    #[test]
+    fn a_state_that_did_not_exit_is_entered_again_with_its_input() {
+        let p = point(&[
+            entered("Work", json!({"x": 1})),
+            json!({"type": "TaskScheduled"}),
+        ])
+        .unwrap();
+        assert_eq!((p.state.as_str(), p.input), ("Work", json!({"x": 1})));
+    }
+
+    #[test]
+    fn a_completed_task_is_not_run_again() {
+        let events = [
+            entered("Work", json!({"x": 1})),
+            json!({"type": "TaskSucceeded"}),
+            exited("Work", json!({"x": 1, "done": true})),
+        ];
+        let p = point(&events).unwrap();
+        assert_eq!(
+            (p.state.as_str(), p.input),
+            ("Pause", json!({"x": 1, "done": true}))
+        );
+    }
+
+    #[test]
+    fn a_caught_failure_goes_to_its_catcher() {
+        let events = [
+            entered("Work", json!({"x": 1})),
+            json!({"type": "TaskFailed", "taskFailedEventDetails": {"error": "Bad", "cause": "c"}}),
+            exited("Work", json!({"Error": "Bad"})),
+        ];
+        assert_eq!(point(&events).unwrap().state, "Undo");
+        // A failure that a retry then overcame is not a catch.
+        let events = [
+            entered("Work", json!({"x": 1})),
+            json!({"type": "TaskFailed", "taskFailedEventDetails": {"error": "Bad"}}),
+            json!({"type": "TaskSucceeded"}),
+            exited("Work", json!({"x": 1})),
+        ];
+        assert_eq!(point(&events).unwrap().state, "Pause");
+    }
+
+    #[test]
+    fn a_choice_chooses_again_and_an_end_state_ends_again() {
+        let events = [
+            entered("Pick", json!({"x": 1})),
+            exited("Pick", json!({"x": 1})),
+        ];
+        assert_eq!(point(&events).unwrap().state, "Pick");
+        let events = [entered("Undo", json!({})), exited("Undo", json!({}))];
+        assert_eq!(point(&events).unwrap().state, "Undo");
+    }
+
+    #[test]
+    fn an_ended_execution_is_not_resumed() {
+        let e = point(&[json!({"type": "ExecutionSucceeded"})]).unwrap_err();
+        assert!(e.contains("has ended"), "{e}");
+    }
+}
