@@ -45,6 +45,10 @@ pub struct RecoverArgs {
     /// The secret whose interrupted executions are to be recovered.
     #[arg(long)]
     secret: String,
+    /// aws backend: the deployed state machine, whose executions are searched for the one that
+    /// staged AWSPENDING when none ran here (it is redriven if it stopped).
+    #[arg(long, env = "ROTOR_STATE_MACHINE_ARN", value_name = "ARN")]
+    state_machine: Option<String>,
     #[command(flatten)]
     who: Who,
     #[command(flatten)]
@@ -203,6 +207,15 @@ pub fn recover(global: &GlobalArgs, args: RecoverArgs) -> Result<u8> {
             .filter(|r| durable::is_interrupted(&records, r))
             .collect();
         if interrupted.is_empty() {
+            if let (Some(p), Some(aws), Some(sm)) = (
+                info.version_with(AWSPENDING),
+                backend.aws(),
+                args.state_machine.as_deref(),
+            ) {
+                if let Some(code) = redrive_deployed(aws, sm, &info.id, &p.version_id).await? {
+                    return Ok(code);
+                }
+            }
             if let Some(p) = info.version_with(AWSPENDING) {
                 bail!(
                     "secret {}: AWSPENDING is on version {}, but no interrupted execution in the store at {} staged it (it may have run elsewhere, or be a deployment's execution that was stopped); clear it with: rotor abort --secret {} --reason \"...\"",
@@ -341,4 +354,81 @@ pub fn abort(global: &GlobalArgs, args: AbortArgs) -> Result<u8> {
         }
         Ok(exit::OK)
     })
+}
+
+/// The deployed state machine's execution that staged `pending` (its version id is derived from
+/// the execution ARN, `token_for`): still running, it is left alone; stopped (FAILED, TIMED_OUT,
+/// ABORTED), it is redriven with RedriveExecution, Step Functions' own "go on from the state that
+/// did not succeed". `None` when no execution of `state_machine` staged it.
+async fn redrive_deployed(
+    aws: &crate::backend::Aws,
+    state_machine: &str,
+    secret: &str,
+    pending: &str,
+) -> Result<Option<u8>> {
+    use rotor_aws::errors::Call;
+    let sfn = aws.sfn();
+    let mut next: Option<String> = None;
+    // Bounded: at most 50 pages of 100 executions, newest first.
+    for _ in 0..50 {
+        let page = sfn
+            .list_executions()
+            .state_machine_arn(state_machine)
+            .max_results(100)
+            .set_next_token(next.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                crate::backend::sdk_error(
+                    &e,
+                    Call::new(
+                        "Step Functions",
+                        "ListExecutions",
+                        &format!("state machine {state_machine}"),
+                    ),
+                )
+            })?;
+        for ex in page.executions() {
+            let arn = ex.execution_arn();
+            if rotor_core::handlers::token_for(arn) != pending {
+                continue;
+            }
+            let status = crate::start::describe(&sfn, arn).await?.status;
+            match status.as_str() {
+                "RUNNING" | "PENDING_REDRIVE" => {
+                    bail!(
+                        "secret {secret}: AWSPENDING belongs to execution {arn}, which is {status} on Step Functions: wait for it (rotor --backend aws history --execution-arn {arn})"
+                    );
+                }
+                "FAILED" | "TIMED_OUT" | "ABORTED" => {
+                    let out = sfn
+                        .redrive_execution()
+                        .execution_arn(arn)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            crate::backend::sdk_error(
+                                &e,
+                                Call::new(
+                                    "Step Functions",
+                                    "RedriveExecution",
+                                    &format!("execution {arn} ({status})"),
+                                ),
+                            )
+                        })?;
+                    println!(
+                        "execution {arn} ({status}) staged AWSPENDING on {secret}: redriven at {}; follow it with rotor --backend aws history --execution-arn {arn}",
+                        chrono::DateTime::from_timestamp(out.redrive_date().secs(), 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+                    );
+                    return Ok(Some(exit::OK));
+                }
+                _ => return Ok(None),
+            }
+        }
+        next = page.next_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok(None)
 }

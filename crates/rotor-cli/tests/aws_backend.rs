@@ -1140,3 +1140,172 @@ fn start_refuses_before_starting_anything() {
         .unwrap();
     assert!(listed.executions().is_empty(), "{listed:?}");
 }
+
+/// `rotor recover` on the aws backend, when no execution ran here: the deployed state machine's
+/// execution that staged AWSPENDING is found (its version id derives from its ARN). Running, it
+/// is left alone; stopped, it is redriven. moto 5 has no RedriveExecution, so on moto the
+/// redrive itself is refused by moto; the test checks rotor found the execution and asked.
+#[test]
+fn recover_finds_the_deployed_execution_that_staged_awspending() {
+    let rt = runtime();
+    let clients = rt.block_on(Clients::new());
+    let rotor = Rotor::new("recover-sfn");
+    let machine = |definition: serde_json::Value| {
+        rt.block_on(async {
+            clients
+                .sfn
+                .create_state_machine()
+                .name(unique("rotor-cli-recover"))
+                .definition(definition.to_string())
+                .role_arn(ROLE_ARN)
+                .send()
+                .await
+                .expect("CreateStateMachine")
+                .state_machine_arn()
+                .to_string()
+        })
+    };
+    let start = |sm: &str| {
+        rt.block_on(async {
+            clients
+                .sfn
+                .start_execution()
+                .state_machine_arn(sm)
+                .name(unique("x"))
+                .input("{}")
+                .send()
+                .await
+                .expect("StartExecution")
+                .execution_arn()
+                .to_string()
+        })
+    };
+    let stage = |id: &str, arn: &str| {
+        rt.block_on(async {
+            clients
+                .sm
+                .put_secret_value()
+                .secret_id(id)
+                .client_request_token(rotor_core::handlers::token_for(arn))
+                .secret_string("staged-by-the-deployment")
+                .version_stages("AWSPENDING")
+                .send()
+                .await
+                .expect("PutSecretValue AWSPENDING")
+        })
+    };
+    let value = rotor.file("v", b"first");
+    let create = |id: &str| {
+        rotor
+            .aws(&[
+                "secret",
+                "create",
+                id,
+                "--kind",
+                "generated",
+                "--value-file",
+                &value,
+            ])
+            .expect_code(0);
+    };
+
+    // Running on Step Functions: wait for it, nothing changed.
+    let waiting = machine(
+        serde_json::json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 120, "End": true}}}),
+    );
+    let running = start(&waiting);
+    let id = unique("cli-recover-running");
+    create(&id);
+    stage(&id, &running);
+    let out = rotor.aws(&[
+        "recover",
+        "--secret",
+        &id,
+        "--state-machine",
+        &waiting,
+        "--reason",
+        "test",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    assert!(
+        out.stderr.contains(&running) && out.stderr.contains("RUNNING"),
+        "{}",
+        out.show()
+    );
+    assert!(
+        version_with(&rotor.show(&id), "AWSPENDING").is_some(),
+        "left alone"
+    );
+
+    // Stopped (FAILED): redriven (on moto: asked for, and moto's refusal reported).
+    let failing = machine(
+        serde_json::json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom"}}}),
+    );
+    let failed = start(&failing);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rt
+        .block_on(
+            clients
+                .sfn
+                .describe_execution()
+                .execution_arn(&failed)
+                .send(),
+        )
+        .unwrap()
+        .status()
+        .as_str()
+        == "RUNNING"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failing execution never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let id = unique("cli-recover-failed");
+    create(&id);
+    stage(&id, &failed);
+    let out = rotor.aws(&[
+        "recover",
+        "--secret",
+        &id,
+        "--state-machine",
+        &failing,
+        "--reason",
+        "test",
+    ]);
+    assert!(
+        out.stdout.contains(&failed) || out.stderr.contains(&failed),
+        "{}",
+        out.show()
+    );
+    assert!(
+        (out.code == 0 && out.stdout.contains("redriven"))
+            || out.stderr.contains("RedriveExecution"),
+        "{}",
+        out.show()
+    );
+
+    // No execution of the state machine staged it: rotor abort is the way.
+    let id = unique("cli-recover-unknown");
+    create(&id);
+    stage(
+        &id,
+        "arn:aws:states:us-east-1:123456789012:execution:elsewhere:gone",
+    );
+    let out = rotor.aws(&[
+        "recover",
+        "--secret",
+        &id,
+        "--state-machine",
+        &failing,
+        "--reason",
+        "test",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    assert!(
+        out.stderr.contains("rotor abort --secret"),
+        "{}",
+        out.show()
+    );
+}
