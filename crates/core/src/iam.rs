@@ -112,15 +112,16 @@ pub async fn restaged(
 ///
 /// * The user already has two keys: an Inactive one that is not AWSCURRENT's is deleted first
 ///   (and named in the output, so the audit record names it); else an Active one that no
-///   version of the secret holds (an *orphan*, see below) is deleted the same way; otherwise
-///   `Rotation.KeyLimit` and nothing changes. A key any version of the secret holds (not only
-///   AWSCURRENT's) is never deleted here.
+///   version of the secret holds and that was never used (an *orphan*, see below) is deleted
+///   the same way; otherwise `Rotation.KeyLimit` and nothing changes. A key any version of the
+///   secret holds (not only AWSCURRENT's), or that GetAccessKeyLastUsed shows was used, is
+///   never deleted here.
 /// * Orphans: a CreateAccessKey whose answer was lost (IAM created the key, the answer never
 ///   arrived, the SDK retried) or a crash between CreateAccessKey and PutSecretValue leaves an
-///   Active key whose secret nobody holds. At the limit it is found as above; and when
-///   CreateAccessKey itself meets the limit although there was room (the SDK's retry after a
-///   lost answer), the keys that appeared meanwhile and that no version holds are deleted and
-///   CreateAccessKey is sent once more.
+///   Active key whose secret nobody holds, never used. At the limit it is found as above; and
+///   when CreateAccessKey itself meets the limit although there was room (the SDK's retry after
+///   a lost answer), the keys that appeared meanwhile, that no version holds and that were
+///   never used are deleted and CreateAccessKey is sent once more.
 /// * If writing AWSPENDING fails, the new key is deleted again (best effort) before the error
 ///   is returned, unless the version `token` exists (the write was applied, its answer lost:
 ///   the re-run of stage-pending answers it) or the store cannot say (then the key stays; if
@@ -160,10 +161,14 @@ pub async fn stage(
             Some(stale) => Some(stale.access_key_id.clone()),
             None => {
                 let held = held_key_ids(svc, info).await?;
-                others
-                    .iter()
-                    .find(|k| !held.contains(&k.access_key_id))
-                    .map(|k| k.access_key_id.clone())
+                let mut orphan = None;
+                for k in others.iter().filter(|k| !held.contains(&k.access_key_id)) {
+                    if never_used(svc, &k.access_key_id).await? {
+                        orphan = Some(k.access_key_id.clone());
+                        break;
+                    }
+                }
+                orphan
             }
         };
         match victim {
@@ -188,13 +193,17 @@ pub async fn stage(
         Err(RotorError::KeyLimit(limit)) => {
             let now = svc.iam.list_access_keys(&user).await?;
             let held = held_key_ids(svc, info).await?;
-            let orphans: Vec<String> = now
+            let mut orphans = Vec::new();
+            for k in now
                 .iter()
                 .filter(|k| k.access_key_id != current.access_key_id)
                 .filter(|k| find(&keys, &k.access_key_id).is_none())
                 .filter(|k| !held.contains(&k.access_key_id))
-                .map(|k| k.access_key_id.clone())
-                .collect();
+            {
+                if never_used(svc, &k.access_key_id).await? {
+                    orphans.push(k.access_key_id.clone());
+                }
+            }
             if orphans.is_empty() {
                 return Err(RotorError::KeyLimit(limit));
             }
@@ -241,6 +250,12 @@ pub async fn stage(
             deleted_stale_access_key_id: deleted.into_iter().next(),
         },
     ))
+}
+
+/// Whether GetAccessKeyLastUsed says the key was never used: nobody holds its secret (a key
+/// someone made by hand and uses is never taken for an orphan).
+async fn never_used(svc: &Services, access_key_id: &str) -> Result<bool> {
+    Ok(svc.iam.access_key_last_used(access_key_id).await?.is_none())
 }
 
 /// The access key ids every version of the secret holds (every version `info` lists, labelled
