@@ -6,7 +6,8 @@
 //!   UpdateSecretVersionStage answer in Promote and in Revert, lost PutSecretValue answers, a
 //!   lost DeleteAccessKey answer in DeleteOldKey, a lost CreateAccessKey answer in
 //!   StagePending, an orphan key left by an earlier lost answer, and a label move that lost a
-//!   race (`Rotation.Conflict`).
+//!   race (`Rotation.Conflict`); a lost CreateSecret answer (safe through the SDK's own
+//!   idempotency token) is pinned too.
 //! * The fault suite: at 20% faults of every kind (500/503 with throttling bodies, resets,
 //!   delays, black holes cut by the SDK timeouts, answers dropped after moto applied the
 //!   call), rotations of vendor keys (some whose application rejects the new key, so they
@@ -551,10 +552,10 @@ async fn lost_put_secret_value_answers_are_staged() {
     assert_eq!(labels[&t], vec![AWSPENDING.to_string()], "{labels:?}");
 }
 
-/// CreateSecret is applied, its answer lost, the SDK's retry meets ResourceExistsException:
-/// the adapter recognises its own ClientRequestToken on the secret's version and answers it
-/// (before the fix: `Input.Invalid`, "already exists"). A secret someone else created is
-/// still refused.
+/// CreateSecret is applied, its answer lost, the SDK retries: the retry carries the same
+/// ClientRequestToken (the SDK fills it once per call), which moto (like AWS) answers as the
+/// secret created, so the adapter answers it. A regression pin: no adapter code is needed for
+/// it. A secret someone else created is still refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_secret_answer_is_created() {
     let env = Env::new(FaultPlan::first(Fault::DropAfterApply, "CreateSecret", 1)).await;

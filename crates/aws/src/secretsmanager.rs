@@ -36,8 +36,8 @@
 //! * PutSecretValue refused with ResourceExistsException: when the version with this
 //!   ClientRequestToken exists with this value and AWSPENDING or AWSCURRENT, the call succeeded
 //!   (AWS answers a retry with the same token and value as a no-op anyway).
-//! * CreateSecret carries a ClientRequestToken of its own: refused with
-//!   ResourceExistsException, the secret is ours when a version with that token exists.
+//! * CreateSecret needs nothing of its own: the SDK fills its ClientRequestToken once per
+//!   call and sends the same one on every retry, which AWS (and moto) answer as a no-op.
 
 use crate::errors::{classify, map_sdk_error, map_sdk_error_except, to_rotor, Call, Failure};
 use crate::{created, next_page, oldest_first};
@@ -107,41 +107,24 @@ impl SecretsManagerStore {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        // Our own token: a retry whose first attempt created the secret is recognised by it.
-        let token = uuid::Uuid::new_v4().to_string();
-        let sent = self
+        let out = self
             .client
             .create_secret()
             .name(id)
             .secret_string(value.expose())
-            .client_request_token(&token)
             .set_tags((!tags.is_empty()).then_some(tags))
             .set_description(description.map(str::to_string))
             .set_kms_key_id(kms_key_id.map(str::to_string))
             .send()
-            .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e) => {
-                let failure = classify(&e);
-                if failure.code() == Some("ResourceExistsException") {
-                    // A lost answer: the first attempt created it (its first version is ours).
-                    if let Ok(info) = self.describe(id).await {
-                        if info.versions.iter().any(|v| v.version_id == token) {
-                            return Ok(token);
-                        }
-                    }
-                    return Err(RotorError::input(format!(
-                        "secret {id} already exists ({})",
-                        failure.cause()
-                    )));
-                }
-                return Err(to_rotor(
-                    &failure,
+            .await
+            .map_err(|e| {
+                map_sdk_error_except(
+                    &e,
                     Call::new(SERVICE, "CreateSecret", &subject(id)),
-                ));
-            }
-        };
+                    "ResourceExistsException",
+                    |cause| RotorError::input(format!("secret {id} already exists ({cause})")),
+                )
+            })?;
         out.version_id.ok_or_else(|| {
             RotorError::internal(format!(
                 "Secrets Manager CreateSecret for secret {id} answered without a VersionId"
