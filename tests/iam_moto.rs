@@ -442,13 +442,25 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
     w.invariants("stale", &outcome, Some(&w.old.access_key_id))
         .await;
 
-    // 4. Two Active keys: Rotation.KeyLimit, nothing changed.
+    // 4. Two Active keys, the other one in use (it signed a call, so GetAccessKeyLastUsed
+    //    shows it: not an orphan of a lost CreateAccessKey answer, which nobody could use):
+    //    Rotation.KeyLimit, nothing changed.
     let w = World::new(&admin, "limit", &[]).await;
     let other = Iam::create_access_key(&w.iam, &w.user).await.unwrap();
     w.secrets
         .lock()
         .unwrap()
         .push(other.secret_access_key.expose().to_string());
+    CallerIdentity::caller_identity(&w.sts, &other.access_key_id, &other.secret_access_key)
+        .await
+        .expect("the other key signs a call");
+    assert!(
+        Iam::access_key_last_used(&w.iam, &other.access_key_id)
+            .await
+            .unwrap()
+            .is_some(),
+        "moto records the other key's use"
+    );
     let keys_before = w.keys().await;
     // moto's ListSecretVersionIds reports every version's CreatedDate as the time of the call
     // (moto/secretsmanager/models.py, list_secret_version_ids), so creation times are left out

@@ -2,5 +2,6 @@
 
 pub mod cases;
 pub mod contract;
+pub mod faults;
 pub mod moto;
 pub mod terraform;

@@ -22,13 +22,54 @@
 //! [`map_sdk_error`]: IAM's `LimitExceeded` on CreateAccessKey is `Rotation.KeyLimit`, KMS's
 //! `InvalidCiphertextException` on Decrypt is `Candidate.Invalid`.
 
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::ErrorKind;
 use rotor_core::error::RotorError;
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Counts the attempts of one call (an interceptor: `.customize().interceptor(a.clone())`):
+/// more than one means the SDK retried, and the first attempt may have been applied although
+/// its answer was lost, so a refusal of the retry may be "already done".
+#[derive(Debug, Clone, Default)]
+pub struct Attempts(Arc<AtomicU32>);
+
+impl Attempts {
+    /// Attempts sent so far.
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Whether the SDK sent the call more than once.
+    pub fn retried(&self) -> bool {
+        self.count() > 1
+    }
+}
+
+impl Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "rotor-aws::Attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
 
 /// Codes AWS services use for throttling (the SDK's retry classifier's list, without
 /// `LimitExceededException`).

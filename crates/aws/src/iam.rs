@@ -1,6 +1,16 @@
 //! [`Iam`] on AWS IAM: a user's access keys.
+//!
+//! **Lost answers.** The SDK retries a call whose answer never arrived although IAM may have
+//! applied it. UpdateAccessKey is idempotent (the same status again succeeds). DeleteAccessKey
+//! retried after a lost answer meets NoSuchEntity: the adapter counts the attempts, lists the
+//! user's keys, and a key that is gone from a user that exists is deleted, as asked (`Ok`; a
+//! first attempt meeting NoSuchEntity stays `Input.Invalid`). CreateAccessKey
+//! cannot be made safe here (its secret is in the lost answer only): the retry meets
+//! LimitExceeded or creates a second key, and the key of the lost answer stays Active with
+//! nobody holding its secret; `rotor_core::iam::stage` finds such a key (one no version of
+//! the secret holds) and deletes it.
 
-use crate::errors::{map_sdk_error, map_sdk_error_except, Call};
+use crate::errors::{classify, map_sdk_error, map_sdk_error_except, to_rotor, Attempts, Call};
 use crate::{created, next_page, oldest_first, to_chrono};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -148,24 +158,42 @@ impl Iam for AwsIam {
         Ok(())
     }
 
-    /// DeleteAccessKey. A key that is not the user's: `Input.Invalid`.
+    /// DeleteAccessKey. A key that is not the user's: `Input.Invalid`; but when the SDK
+    /// retried (the first attempt's answer was lost) and the retry meets NoSuchEntity, the key
+    /// is already deleted: `Ok`, once ListAccessKeys confirms the user exists without it.
     async fn delete_access_key(&self, user: &str, access_key_id: &str) -> Result<()> {
-        self.client
+        let attempts = Attempts::default();
+        let sent = self
+            .client
             .delete_access_key()
             .user_name(user)
             .access_key_id(access_key_id)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
-            .await
-            .map_err(|e| {
-                map_sdk_error(
-                    &e,
-                    Call::new(
-                        SERVICE,
-                        "DeleteAccessKey",
-                        &key_subject(user, access_key_id),
-                    ),
-                )
-            })?;
+            .await;
+        let Err(err) = sent else { return Ok(()) };
+        let failure = classify(&err);
+        let mapped = to_rotor(
+            &failure,
+            Call::new(
+                SERVICE,
+                "DeleteAccessKey",
+                &key_subject(user, access_key_id),
+            ),
+        );
+        if failure.code() != Some("NoSuchEntity") || !attempts.retried() {
+            return Err(mapped);
+        }
+        let keys = self.list_access_keys(user).await?;
+        if keys.iter().any(|k| k.access_key_id == access_key_id) {
+            return Err(mapped);
+        }
+        tracing::info!(
+            user,
+            access_key_id,
+            "DeleteAccessKey answered NoSuchEntity and the user has no such key: already deleted (an earlier attempt whose answer was lost)"
+        );
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub mod secretsmanager;
 pub mod sts;
 
 pub use cloudwatch::CloudWatchAudit;
-pub use config::{load, services, AwsAdapters, AwsOptions};
+pub use config::{load, load_with, services, AwsAdapters, AwsOptions, Timeouts};
 pub use errors::map_sdk_error;
 pub use iam::AwsIam;
 pub use kms::AwsKms;

@@ -24,8 +24,22 @@
 //!   InvalidParameterException; moto moves it anyway and leaves AWSPENDING on two versions).
 //!   moto takes the label off the old version before failing on a missing target; this adapter
 //!   never sends such a request, so on any error no label has changed.
+//!
+//! **Lost answers.** The SDK retries a call whose answer never arrived (connection reset,
+//! timeout, 5xx) although AWS may have applied it; the retry then meets "already done". Every
+//! write here answers as the attempt that did it:
+//!
+//! * UpdateSecretVersionStage refused (InvalidParameterException, ...): the labels are read
+//!   again; when they are what the call asked for (the label on `MoveToVersionId`; or, when
+//!   removing, no longer on `RemoveFromVersionId`) the call succeeded. When AWSCURRENT is on a
+//!   third version, someone else moved it: `Rotation.Conflict` (not `Input.Invalid`).
+//! * PutSecretValue refused with ResourceExistsException: when the version with this
+//!   ClientRequestToken exists with this value and AWSPENDING or AWSCURRENT, the call succeeded
+//!   (AWS answers a retry with the same token and value as a no-op anyway).
+//! * CreateSecret needs nothing of its own: the SDK fills its ClientRequestToken once per
+//!   call and sends the same one on every retry, which AWS (and moto) answer as a no-op.
 
-use crate::errors::{map_sdk_error, map_sdk_error_except, Call};
+use crate::errors::{classify, map_sdk_error, map_sdk_error_except, to_rotor, Call, Failure};
 use crate::{created, next_page, oldest_first};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -244,7 +258,30 @@ impl SecretsManagerStore {
         Ok(oldest_first(versions))
     }
 
-    /// UpdateSecretVersionStage, sent as asked (the checks are the caller's).
+    /// Whether the version `token` exists with `value` and AWSPENDING or AWSCURRENT: what a
+    /// PutSecretValue under that token that AWS applied leaves (AWSCURRENT: promoted since).
+    async fn staged_by_token(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretValue,
+    ) -> Result<bool> {
+        let (_, _, _, stages) = self.describe_secret(secret_id).await?;
+        let labelled = stages
+            .get(token)
+            .is_some_and(|s| s.iter().any(|x| x == AWSPENDING || x == AWSCURRENT));
+        if !labelled {
+            return Ok(false);
+        }
+        let (_, stored) = self
+            .get_value(secret_id, &Version::Id(token.into()))
+            .await?;
+        Ok(stored == *value)
+    }
+
+    /// UpdateSecretVersionStage, sent as asked (the checks are the caller's). A refusal is
+    /// checked against the labels read again (a retry after a lost answer meets "already
+    /// done"): see [`already_done`].
     async fn send_update_stage(
         &self,
         secret_id: &str,
@@ -252,21 +289,75 @@ impl SecretsManagerStore {
         move_to: Option<&str>,
         remove_from: Option<&str>,
     ) -> Result<()> {
-        self.client
+        let sent = self
+            .client
             .update_secret_version_stage()
             .secret_id(secret_id)
             .version_stage(stage)
             .set_move_to_version_id(move_to.map(str::to_string))
             .set_remove_from_version_id(remove_from.map(str::to_string))
             .send()
-            .await
-            .map_err(|e| {
-                map_sdk_error(
-                    &e,
-                    Call::new(SERVICE, "UpdateSecretVersionStage", &subject(secret_id)),
-                )
-            })?;
-        Ok(())
+            .await;
+        let Err(err) = sent else { return Ok(()) };
+        let failure = classify(&err);
+        let mapped = to_rotor(
+            &failure,
+            Call::new(SERVICE, "UpdateSecretVersionStage", &subject(secret_id)),
+        );
+        // Only a refusal can mean "already done"; a transient failure stays `Aws.Throttled`
+        // (the handler is retried and reads the labels itself).
+        if !matches!(failure, Failure::Service { .. }) || mapped.asl_name() != "Input.Invalid" {
+            return Err(mapped);
+        }
+        let (_, _, _, stages) = self.describe_secret(secret_id).await?;
+        match already_done(secret_id, stage, move_to, remove_from, &stages) {
+            Some(Ok(())) => {
+                tracing::info!(
+                    secret_id,
+                    stage,
+                    "UpdateSecretVersionStage was refused, but the labels already are as asked: an earlier attempt whose answer was lost applied it"
+                );
+                Ok(())
+            }
+            Some(Err(conflict)) => Err(conflict),
+            None => Err(mapped),
+        }
+    }
+}
+
+/// After a refused UpdateSecretVersionStage, what the labels read again say: `Some(Ok)` when
+/// they already are what the call asked for (`stage` on `move_to`; or, removing, no longer on
+/// `remove_from`), `Some(Err(Rotation.Conflict))` when AWSCURRENT is on a version the call did
+/// not name (someone else moved it), `None` when the refusal stands.
+fn already_done(
+    secret_id: &str,
+    stage: &str,
+    move_to: Option<&str>,
+    remove_from: Option<&str>,
+    stages: &StageMap,
+) -> Option<Result<()>> {
+    let on = holders(stages, stage);
+    match move_to {
+        Some(m) => {
+            if on.len() == 1 && on[0] == m {
+                return Some(Ok(()));
+            }
+            match on.as_slice() {
+                [found] if stage == AWSCURRENT && Some(found.as_str()) != remove_from => {
+                    Some(Err(RotorError::Conflict {
+                        secret_id: secret_id.to_string(),
+                        expected: remove_from.unwrap_or(m).to_string(),
+                        found: found.clone(),
+                    }))
+                }
+                _ => None,
+            }
+        }
+        None => {
+            let r = remove_from?;
+            // A removal is done once the label is off `r` (AWSCURRENT is never removed).
+            (stage != AWSCURRENT && !on.iter().any(|v| v == r)).then_some(Ok(()))
+        }
     }
 }
 
@@ -364,7 +455,7 @@ impl SecretStore for SecretsManagerStore {
             });
         }
 
-        let out = self
+        let sent = self
             .client
             .put_secret_value()
             .secret_id(secret_id)
@@ -372,22 +463,43 @@ impl SecretStore for SecretsManagerStore {
             .client_request_token(token)
             .version_stages(AWSPENDING)
             .send()
-            .await
-            .map_err(|e| {
-                map_sdk_error_except(
-                    &e,
-                    Call::new(SERVICE, "PutSecretValue", &subject(secret_id)),
-                    "ResourceExistsException",
-                    |cause| RotorError::input(format!(
-                        "a version with ClientRequestToken {token} already exists with a different value ({cause}): secret {secret_id}"
-                    )),
-                )
-            })?;
-        if out.version_id.as_deref() != Some(token) {
-            return Err(RotorError::internal(format!(
-                "Secrets Manager PutSecretValue for secret {secret_id} with ClientRequestToken {token} created version {:?}",
-                out.version_id
-            )));
+            .await;
+        match sent {
+            Ok(out) => {
+                if out.version_id.as_deref() != Some(token) {
+                    return Err(RotorError::internal(format!(
+                        "Secrets Manager PutSecretValue for secret {secret_id} with ClientRequestToken {token} created version {:?}",
+                        out.version_id
+                    )));
+                }
+            }
+            Err(e) => {
+                let failure = classify(&e);
+                let exists = failure.code() == Some("ResourceExistsException");
+                let mapped = if exists {
+                    RotorError::input(format!(
+                        "a version with ClientRequestToken {token} already exists with a different value ({}): secret {secret_id}",
+                        failure.cause()
+                    ))
+                } else {
+                    to_rotor(
+                        &failure,
+                        Call::new(SERVICE, "PutSecretValue", &subject(secret_id)),
+                    )
+                };
+                // A retry after a lost answer meets ResourceExistsException, and a transient
+                // failure after the SDK's retries may have been applied all the same: when the
+                // version is there with this value, answer as the attempt that wrote it.
+                let may_be_applied = exists || mapped.asl_name() == "Aws.Throttled";
+                if !may_be_applied
+                    || !self
+                        .staged_by_token(secret_id, token, value)
+                        .await
+                        .unwrap_or(false)
+                {
+                    return Err(mapped);
+                }
+            }
         }
 
         // No conditional write on Secrets Manager: look again. Another writer that raced past

@@ -111,12 +111,21 @@ pub async fn restaged(
 /// Makes room for a new key and creates it; writes it as AWSPENDING under `token`.
 ///
 /// * The user already has two keys: an Inactive one that is not AWSCURRENT's is deleted first
-///   (and named in the output, so the audit record names it); otherwise `Rotation.KeyLimit`
-///   and nothing changes.
+///   (and named in the output, so the audit record names it); else an Active one that no
+///   version of the secret holds and that was never used (an *orphan*, see below) is deleted
+///   the same way; otherwise `Rotation.KeyLimit` and nothing changes. A key any version of the
+///   secret holds (not only AWSCURRENT's), or that GetAccessKeyLastUsed shows was used, is
+///   never deleted here.
+/// * Orphans: a CreateAccessKey whose answer was lost (IAM created the key, the answer never
+///   arrived, the SDK retried) or a crash between CreateAccessKey and PutSecretValue leaves an
+///   Active key whose secret nobody holds, never used. At the limit it is found as above; and
+///   when CreateAccessKey itself meets the limit although there was room (the SDK's retry after
+///   a lost answer), the keys that appeared meanwhile, that no version holds and that were
+///   never used are deleted and CreateAccessKey is sent once more.
 /// * If writing AWSPENDING fails, the new key is deleted again (best effort) before the error
-///   is returned. A crash between CreateAccessKey and PutSecretValue leaves a key whose secret
-///   nobody holds: the re-run then refuses with `Rotation.KeyLimit` (naming it) instead of
-///   creating a third.
+///   is returned, unless the version `token` exists (the write was applied, its answer lost:
+///   the re-run of stage-pending answers it) or the store cannot say (then the key stays; if
+///   no version holds it, the re-run finds it as an orphan).
 pub async fn stage(
     svc: &Services,
     info: &SecretInfo,
@@ -142,29 +151,70 @@ pub async fn stage(
             ids(&keys)
         )));
     }
-    let mut deleted_stale = None;
+    let mut deleted = Vec::new();
     if keys.len() >= MAX_KEYS_PER_USER {
         let others: Vec<&AccessKeyInfo> = keys
             .iter()
             .filter(|k| k.access_key_id != current.access_key_id)
             .collect();
-        match others.iter().find(|k| !is_active(k)) {
-            Some(stale) => {
-                svc.iam
-                    .delete_access_key(&user, &stale.access_key_id)
-                    .await?;
-                deleted_stale = Some(stale.access_key_id.clone());
+        let victim = match others.iter().find(|k| !is_active(k)) {
+            Some(stale) => Some(stale.access_key_id.clone()),
+            None => {
+                let held = held_key_ids(svc, info).await?;
+                let mut orphan = None;
+                for k in others.iter().filter(|k| !held.contains(&k.access_key_id)) {
+                    if never_used(svc, &k.access_key_id).await? {
+                        orphan = Some(k.access_key_id.clone());
+                        break;
+                    }
+                }
+                orphan
+            }
+        };
+        match victim {
+            Some(key) => {
+                svc.iam.delete_access_key(&user, &key).await?;
+                deleted.push(key);
             }
             None => {
                 return Err(RotorError::KeyLimit(format!(
-                    "IAM user {user} already has {MAX_KEYS_PER_USER} access keys: {} (AWSCURRENT of secret {id}) and {} (Active, not AWSCURRENT). rotor deletes only an Inactive key that is not AWSCURRENT; deactivate or delete the other key first. Nothing was changed",
+                    "IAM user {user} already has {MAX_KEYS_PER_USER} access keys: {} (AWSCURRENT of secret {id}) and {} (Active, held by a version of the secret). rotor deletes only an Inactive key that is not AWSCURRENT, or an Active one no version of the secret holds; deactivate or delete the other key first. Nothing was changed",
                     current.access_key_id,
                     others.iter().map(|k| k.access_key_id.as_str()).collect::<Vec<_>>().join(", ")
                 )));
             }
         }
     }
-    let created = svc.iam.create_access_key(&user).await?;
+    let created = match svc.iam.create_access_key(&user).await {
+        Ok(created) => created,
+        // There was room, so the limit was met by a key created meanwhile: the key of this
+        // call's own lost answer (or a crashed run's). Delete the ones no version holds and
+        // try once more.
+        Err(RotorError::KeyLimit(limit)) => {
+            let now = svc.iam.list_access_keys(&user).await?;
+            let held = held_key_ids(svc, info).await?;
+            let mut orphans = Vec::new();
+            for k in now
+                .iter()
+                .filter(|k| k.access_key_id != current.access_key_id)
+                .filter(|k| find(&keys, &k.access_key_id).is_none())
+                .filter(|k| !held.contains(&k.access_key_id))
+            {
+                if never_used(svc, &k.access_key_id).await? {
+                    orphans.push(k.access_key_id.clone());
+                }
+            }
+            if orphans.is_empty() {
+                return Err(RotorError::KeyLimit(limit));
+            }
+            for key in orphans {
+                svc.iam.delete_access_key(&user, &key).await?;
+                deleted.push(key);
+            }
+            svc.iam.create_access_key(&user).await?
+        }
+        Err(e) => return Err(e),
+    };
     let value = KeyValue {
         access_key_id: created.access_key_id.clone(),
         secret_access_key: created.secret_access_key.clone(),
@@ -174,10 +224,16 @@ pub async fn stage(
     let version = match svc.store.put_pending(id, token, &value).await {
         Ok(v) => v,
         Err(e) => {
-            let _ = svc
-                .iam
-                .delete_access_key(&user, &created.access_key_id)
-                .await;
+            let applied = match svc.store.describe(id).await {
+                Ok(now) => now.versions.iter().any(|v| v.version_id == token),
+                Err(_) => true,
+            };
+            if !applied {
+                let _ = svc
+                    .iam
+                    .delete_access_key(&user, &created.access_key_id)
+                    .await;
+            }
             return Err(e);
         }
     };
@@ -187,9 +243,42 @@ pub async fn stage(
             user,
             old_access_key_id: Some(current.access_key_id),
             new_access_key_id: created.access_key_id,
-            deleted_stale_access_key_id: deleted_stale,
+            // At most one key is deleted to make room, and at most one orphan of a lost
+            // CreateAccessKey answer after it (the user has two keys at most): both only when an
+            // Inactive key was deleted first and the create's answer was then lost; the output
+            // names the first.
+            deleted_stale_access_key_id: deleted.into_iter().next(),
         },
     ))
+}
+
+/// Whether GetAccessKeyLastUsed says the key was never used: nobody holds its secret (a key
+/// someone made by hand and uses is never taken for an orphan).
+async fn never_used(svc: &Services, access_key_id: &str) -> Result<bool> {
+    Ok(svc.iam.access_key_last_used(access_key_id).await?.is_none())
+}
+
+/// The access key ids every version of the secret holds (every version `info` lists, labelled
+/// or not). A version that no longer exists holds nothing; a value that is not a key holds
+/// nothing; any other failure to read is returned (then nothing may be deleted).
+async fn held_key_ids(svc: &Services, info: &SecretInfo) -> Result<Vec<String>> {
+    let mut held = Vec::with_capacity(info.versions.len());
+    for v in &info.versions {
+        match svc
+            .store
+            .get_value(&info.id, &Version::Id(v.version_id.clone()))
+            .await
+        {
+            Ok((_, value)) => {
+                if let Ok(key) = KeyValue::parse(&info.id, &v.version_id, &value) {
+                    held.push(key.access_key_id);
+                }
+            }
+            Err(RotorError::InputInvalid(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(held)
 }
 
 fn ids(keys: &[AccessKeyInfo]) -> String {

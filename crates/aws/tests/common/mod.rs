@@ -36,8 +36,24 @@ pub struct Loopback {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// What the server does once it has read a request.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Writes these raw HTTP/1.1 bytes and closes (nothing: closes without an answer).
+    Answer(Vec<u8>),
+    /// Resets the connection (RST: SO_LINGER 0, then close) without an answer.
+    Reset,
+    /// Keeps the connection open and never answers (for at most 120 s, so nothing leaks
+    /// past a test).
+    BlackHole,
+}
+
 impl Loopback {
     pub async fn start(response: Vec<u8>) -> Loopback {
+        Loopback::start_with(Behaviour::Answer(response)).await
+    }
+
+    pub async fn start_with(behaviour: Behaviour) -> Loopback {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -48,7 +64,7 @@ impl Loopback {
                     return;
                 };
                 let log = log.clone();
-                let response = response.clone();
+                let behaviour = behaviour.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 8192];
@@ -84,8 +100,20 @@ impl Loopback {
                         headers: headers.to_string(),
                         body: buf[head_end..].to_vec(),
                     });
-                    let _ = socket.write_all(&response).await;
-                    let _ = socket.shutdown().await;
+                    match behaviour {
+                        Behaviour::Answer(response) => {
+                            let _ = socket.write_all(&response).await;
+                            let _ = socket.shutdown().await;
+                        }
+                        Behaviour::Reset => {
+                            let _ = socket.set_zero_linger();
+                            drop(socket);
+                        }
+                        Behaviour::BlackHole => {
+                            tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                            drop(socket);
+                        }
+                    }
                 });
             }
         });
@@ -148,5 +176,47 @@ pub fn cbor_ok() -> Vec<u8> {
             ("Content-Type", "application/cbor"),
         ],
         &[0xa0],
+    )
+}
+
+/// An IAM/STS (awsQuery) error answer.
+pub fn query_error(status: &str, code: &str, message: &str) -> Vec<u8> {
+    http(
+        status,
+        &[("Content-Type", "text/xml"), ("x-amzn-RequestId", "loopback-1")],
+        format!(
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>loopback-1</RequestId></ErrorResponse>"
+        )
+        .as_bytes(),
+    )
+}
+
+/// A CBOR text string (major type 3), for the short strings of error bodies.
+fn cbor_text(out: &mut Vec<u8>, text: &str) {
+    let n = text.len();
+    assert!(n < 256, "short strings only");
+    if n < 24 {
+        out.push(0x60 | n as u8);
+    } else {
+        out.push(0x78);
+        out.push(n as u8);
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A CloudWatch (Smithy RPC v2 CBOR) error answer: `{"__type": code, "message": message}`.
+pub fn cbor_error(status: &str, code: &str, message: &str) -> Vec<u8> {
+    let mut body = vec![0xa2];
+    cbor_text(&mut body, "__type");
+    cbor_text(&mut body, code);
+    cbor_text(&mut body, "message");
+    cbor_text(&mut body, message);
+    http(
+        status,
+        &[
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("Content-Type", "application/cbor"),
+        ],
+        &body,
     )
 }
