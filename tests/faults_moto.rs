@@ -333,6 +333,9 @@ async fn rotate_and_check(env: &Env, subject: &Subject, label: &str, seed: u64) 
         candidate_ciphertext,
         requested_by: Some("faults_moto".into()),
         reason: Some("fault suite".into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
     };
     let (outcome, arn) = env.run(&input, label, seed).await;
     let token = token_for(&arn);
@@ -739,6 +742,9 @@ fn rotate_input(s: &Subject) -> ExecutionInput {
         candidate_ciphertext: None,
         requested_by: Some("faults_moto".into()),
         reason: Some("fault suite".into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
     }
 }
 
@@ -941,6 +947,9 @@ async fn ten_concurrent_rotations_of_one_secret_one_wins() {
             candidate_ciphertext: Some(base64::engine::general_purpose::STANDARD.encode(blob)),
             requested_by: Some("faults_moto".into()),
             reason: Some("concurrency".into()),
+            target_version_id: None,
+            force: false,
+            recovery: None,
         };
         let name = unique(&format!("concurrent-{i}"));
         let outcome = run_rotation(

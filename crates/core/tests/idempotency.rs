@@ -1123,6 +1123,10 @@ async fn iam_revert_and_abandon_twice() {
 async fn iam_key_limit_and_stale_key_replays() {
     let w = world().await;
     let other = Iam::create_access_key(&w.store, IAM_USER).await.unwrap();
+    // In use (it signed a call): not an orphan of a lost CreateAccessKey answer.
+    CallerIdentity::caller_identity(&w.store, &other.access_key_id, &other.secret_access_key)
+        .await
+        .unwrap();
     let req = StagePendingInput {
         execution_id: execution("iam-limit"),
         input: iam_input(),

@@ -338,6 +338,10 @@ async fn two_active_keys_is_key_limit_and_nothing_changes() {
         .lock()
         .unwrap()
         .push(other.secret_access_key.expose().to_string());
+    // In use (it signed a call): not an orphan of a lost CreateAccessKey answer.
+    CallerIdentity::caller_identity(&w.store, &other.access_key_id, &other.secret_access_key)
+        .await
+        .unwrap();
     let info_before = w.store.describe(SECRET).await.unwrap();
     let keys_before = w.keys().await;
     let outcome = w.run("iam-limit", None).await;
