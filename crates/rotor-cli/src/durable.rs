@@ -66,6 +66,25 @@ impl RunLock {
         Ok(Some(RunLock { _file: file }))
     }
 
+    /// [`Self::try_acquire`], trying again for up to `patience`: another process's
+    /// [`Self::is_held`] holds the lock for a moment while it looks.
+    pub fn acquire_within(
+        store_dir: &Path,
+        name: &str,
+        patience: std::time::Duration,
+    ) -> Result<Option<RunLock>> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(lock) = RunLock::try_acquire(store_dir, name)? {
+                return Ok(Some(lock));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Whether a process is running execution `name` now.
     pub fn is_held(store_dir: &Path, name: &str) -> bool {
         if !lock_path(store_dir, name).exists() {
@@ -85,7 +104,14 @@ impl RunLock {
 pub fn is_interrupted(store: &LocalStore, record: &ExecutionRecord) -> bool {
     match record.status.as_str() {
         "ABORTED" => true,
-        RUNNING => !RunLock::is_held(store.dir(), &record.name),
+        RUNNING => {
+            if RunLock::is_held(store.dir(), &record.name) {
+                return false;
+            }
+            // `record` may be stale: its run may have ended (record saved, then lock released)
+            // since it was read. Read it again now that the lock is known to be free.
+            matches!(store.load_execution(&record.execution_id), Ok(Some(r)) if r.status == RUNNING)
+        }
         _ => false,
     }
 }
@@ -193,7 +219,11 @@ pub async fn run(
             (record, input, Some(resume))
         }
     };
-    let lock = RunLock::try_acquire(records.dir(), &record.name)?;
+    let lock = RunLock::acquire_within(
+        records.dir(),
+        &record.name,
+        std::time::Duration::from_secs(2),
+    )?;
     let Some(lock) = lock else {
         bail!(
             "execution {} is being run by another rotor process; wait for it (rotor history --execution {})",

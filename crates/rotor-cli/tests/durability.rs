@@ -761,10 +761,14 @@ fn concurrent_rotations_of_one_secret_one_wins_and_of_many_all_succeed() {
             args
         })
         .collect();
-    let codes: Vec<i32> = run_all(&w.rotor, &runs)
+    let outs = run_all(&w.rotor, &runs);
+    let codes: Vec<i32> = outs.iter().map(|o| o.status.code().unwrap()).collect();
+    for o in outs
         .iter()
-        .map(|o| o.status.code().unwrap())
-        .collect();
+        .filter(|o| ![0, 3].contains(&o.status.code().unwrap()))
+    {
+        eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    }
     let won = codes.iter().filter(|c| **c == 0).count();
     let refused = codes.iter().filter(|c| **c == 3).count();
     println!("10 concurrent rotations of one secret: {won} rotated, {refused} refused, exit codes {codes:?}");
