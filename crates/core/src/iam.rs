@@ -8,6 +8,9 @@ use crate::policy::Policy;
 use crate::ports::{AccessKeyInfo, Services};
 use crate::secret::{SecretInfo, SecretValue, Version};
 
+/// How often staging deletes the orphans of lost CreateAccessKey answers and creates again.
+const MAX_CREATE_TRIES: u32 = 3;
+
 /// IAM allows two access keys per user.
 pub const MAX_KEYS_PER_USER: usize = 2;
 
@@ -121,7 +124,8 @@ pub async fn restaged(
 ///   Active key whose secret nobody holds, never used. At the limit it is found as above; and
 ///   when CreateAccessKey itself meets the limit although there was room (the SDK's retry after
 ///   a lost answer), the keys that appeared meanwhile, that no version holds and that were
-///   never used are deleted and CreateAccessKey is sent once more.
+///   never used are deleted and CreateAccessKey is sent again (at most three times: each
+///   answer may be lost too).
 /// * If writing AWSPENDING fails, the new key is deleted again (best effort) before the error
 ///   is returned, unless the version `token` exists (the write was applied, its answer lost:
 ///   the re-run of stage-pending answers it) or the store cannot say (then the key stays; if
@@ -185,35 +189,38 @@ pub async fn stage(
             }
         }
     }
-    let created = match svc.iam.create_access_key(&user).await {
-        Ok(created) => created,
-        // There was room, so the limit was met by a key created meanwhile: the key of this
-        // call's own lost answer (or a crashed run's). Delete the ones no version holds and
-        // try once more.
-        Err(RotorError::KeyLimit(limit)) => {
-            let now = svc.iam.list_access_keys(&user).await?;
-            let held = held_key_ids(svc, info).await?;
-            let mut orphans = Vec::new();
-            for k in now
-                .iter()
-                .filter(|k| k.access_key_id != current.access_key_id)
-                .filter(|k| find(&keys, &k.access_key_id).is_none())
-                .filter(|k| !held.contains(&k.access_key_id))
-            {
-                if never_used(svc, &k.access_key_id).await? {
-                    orphans.push(k.access_key_id.clone());
+    // There was room, so a limit met now was met by a key created meanwhile: the key of this
+    // call's own lost answer (or a crashed run's). Delete the ones no version holds and try
+    // again; bounded, as each try's answer may be lost too.
+    let mut tries = 0;
+    let created = loop {
+        match svc.iam.create_access_key(&user).await {
+            Ok(created) => break created,
+            Err(RotorError::KeyLimit(limit)) if tries < MAX_CREATE_TRIES => {
+                tries += 1;
+                let now = svc.iam.list_access_keys(&user).await?;
+                let held = held_key_ids(svc, info).await?;
+                let mut orphans = Vec::new();
+                for k in now
+                    .iter()
+                    .filter(|k| k.access_key_id != current.access_key_id)
+                    .filter(|k| find(&keys, &k.access_key_id).is_none())
+                    .filter(|k| !held.contains(&k.access_key_id))
+                {
+                    if never_used(svc, &k.access_key_id).await? {
+                        orphans.push(k.access_key_id.clone());
+                    }
+                }
+                if orphans.is_empty() {
+                    return Err(RotorError::KeyLimit(limit));
+                }
+                for key in orphans {
+                    svc.iam.delete_access_key(&user, &key).await?;
+                    deleted.push(key);
                 }
             }
-            if orphans.is_empty() {
-                return Err(RotorError::KeyLimit(limit));
-            }
-            for key in orphans {
-                svc.iam.delete_access_key(&user, &key).await?;
-                deleted.push(key);
-            }
-            svc.iam.create_access_key(&user).await?
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let value = KeyValue {
         access_key_id: created.access_key_id.clone(),
