@@ -1309,3 +1309,159 @@ fn recover_finds_the_deployed_execution_that_staged_awspending() {
         out.show()
     );
 }
+
+/// A vendor rotation on the aws backend (in-process state machine over moto, every AWS call
+/// through a loopback proxy) killed (SIGKILL) at each of its AWS calls in turn — inside every
+/// Task between its calls, and before the run, during preflight — then `rotor recover`: the
+/// secret ends on its old or its new value, consistent, with no AWSPENDING, and one audit
+/// record for the execution when one was started.
+#[test]
+fn a_rotation_killed_at_any_aws_call_recovers_on_moto() {
+    use rotor_tests::faults::{FaultPlan, FaultProxy};
+    use std::os::unix::process::ExitStatusExt;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let standin = StandIn::start();
+    let rotor = Rotor::new("kill-moto");
+    let proxy = FaultProxy::start(FaultPlan::none());
+    let victim = Arc::new(AtomicU32::new(0));
+    let kill_at = Arc::new(AtomicU64::new(u64::MAX));
+    {
+        let (victim, kill_at) = (victim.clone(), kill_at.clone());
+        proxy.set_hook(Box::new(move |n, _op| {
+            if n == kill_at.load(Ordering::SeqCst) {
+                let pid = victim.load(Ordering::SeqCst);
+                if pid != 0 {
+                    // SAFETY: signalling the rotor process this test started.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }));
+    }
+    let store = rotor.store.to_string_lossy().into_owned();
+    let url = proxy.url();
+    let rt = runtime();
+    let (_, alias) = rt.block_on(async { Clients::new().await.key_with_alias().await });
+    // Runs a rotation through the proxy; answers whether it was killed.
+    let rotate = |id: &str, candidate: &str| -> bool {
+        let file = rotor.file(&unique("candidate"), candidate.as_bytes());
+        let args = [
+            "--backend",
+            "aws",
+            "--endpoint-url",
+            &url,
+            "--store",
+            &store,
+            "--clock",
+            "virtual",
+            "--kms-key-id",
+            &alias,
+            "rotate",
+            "--secret",
+            id,
+            "--candidate-file",
+            &file,
+            "--reason",
+            "kill test",
+            "--json",
+        ];
+        let mut child = rotor
+            .command(&args, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        victim.store(child.id(), Ordering::SeqCst);
+        let out = child.wait_with_output().unwrap();
+        victim.store(0, Ordering::SeqCst);
+        let killed = out.status.signal() == Some(libc::SIGKILL);
+        assert!(
+            killed || out.status.code() == Some(0),
+            "rotate exited {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        killed
+    };
+    let reveal = |id: &str| {
+        let out = rotor.aws(&["secret", "get", id, "--stage", "AWSCURRENT", "--reveal"]);
+        out.expect_code(0);
+        out.stdout.trim_end().to_string()
+    };
+    let audited = |id: &str| -> usize {
+        let out = rotor.aws(&["audit", "--json"]);
+        out.expect_code(0);
+        out.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["secret_id"] == id)
+            .count()
+    };
+
+    // A reference rotation counts the calls.
+    let id = unique("cli-kill-ref");
+    create_vendor_secret(
+        &rotor,
+        &id,
+        &standin.issue_key("openai"),
+        &standin.probe_url("openai"),
+    );
+    let before = proxy.counts().requests;
+    assert!(!rotate(&id, &standin.issue_key("openai")));
+    let calls = proxy.counts().requests - before;
+    assert!(calls > 10, "{calls} AWS calls");
+
+    let (mut rotated, mut old, mut before_run) = (0, 0, 0);
+    for i in 1..=calls {
+        let id = unique("cli-kill");
+        let first = standin.issue_key("openai");
+        create_vendor_secret(&rotor, &id, &first, &standin.probe_url("openai"));
+        let candidate = standin.issue_key("openai");
+        kill_at.store(proxy.counts().requests + i, Ordering::SeqCst);
+        let killed = rotate(&id, &candidate);
+        kill_at.store(u64::MAX, Ordering::SeqCst);
+        assert!(killed, "call {i} of {calls}: the run was not killed");
+        let rec = rotor.aws(&[
+            "--clock",
+            "virtual",
+            "recover",
+            "--secret",
+            &id,
+            "--reason",
+            "after the kill",
+        ]);
+        assert!([0, 3, 4].contains(&rec.code), "call {i}: {}", rec.show());
+        let show = rotor.show(&id);
+        assert!(
+            version_with(&show, "AWSPENDING").is_none(),
+            "call {i}: AWSPENDING left: {show}"
+        );
+        assert!(
+            version_with(&show, "AWSCURRENT").is_some(),
+            "call {i}: {show}"
+        );
+        let now = reveal(&id);
+        let ran = rotor
+            .aws(&["history", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["secret_id"] == id.as_str());
+        match (now == candidate, now == first, ran) {
+            (true, _, true) => rotated += 1,
+            (_, true, true) => old += 1,
+            (_, true, false) => before_run += 1,
+            _ => panic!("call {i}: AWSCURRENT is neither the old nor the new value"),
+        }
+        assert_eq!(
+            audited(&id),
+            ran as usize,
+            "call {i}: one audit record per execution"
+        );
+    }
+    println!(
+        "kill at every AWS call (moto): {calls} kills: {rotated} rotated, {old} on the old value, {before_run} before the run started; invariant violations 0"
+    );
+}
