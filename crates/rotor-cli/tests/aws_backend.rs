@@ -1365,7 +1365,7 @@ fn a_rotation_killed_at_any_aws_call_recovers_on_moto() {
             "kill test",
             "--json",
         ];
-        let mut child = rotor
+        let child = rotor
             .command(&args, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
