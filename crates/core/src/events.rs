@@ -35,6 +35,16 @@ pub enum Action {
     Rollback,
 }
 
+impl Action {
+    /// The name the execution input, history and audit records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Rotate => "rotate",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionInput {

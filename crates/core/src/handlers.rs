@@ -577,10 +577,7 @@ pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {
         execution_id: req.execution_id.clone(),
         secret_id: req.input.secret_id.clone(),
         kind: req.staged.as_ref().map(|s| s.kind.clone()),
-        action: match req.input.action {
-            Action::Rotate => "rotate".into(),
-            Action::Rollback => "rollback".into(),
-        },
+        action: req.input.action.as_str().into(),
         requested_by: req.input.requested_by.clone(),
         reason: req.input.reason.clone(),
         old_version_id: old,

@@ -181,7 +181,7 @@ pub async fn run(
                 ),
                 name,
                 secret_id: input.secret_id.clone(),
-                action: action_name(&input).into(),
+                action: input.action.as_str().into(),
                 status: RUNNING.into(),
                 started_at: rotor_asl::executor::timestamp(started),
                 finished_at: None,
@@ -310,11 +310,4 @@ pub async fn run(
     RunLock::remove(records.dir(), &record.name);
     drop(lock);
     Ok((record, outcome))
-}
-
-pub fn action_name(input: &ExecutionInput) -> &'static str {
-    match input.action {
-        rotor_core::events::Action::Rotate => "rotate",
-        rotor_core::events::Action::Rollback => "rollback",
-    }
 }
