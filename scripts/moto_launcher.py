@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Start moto's server with the Step Functions operations Terraform needs.
 
-(And two fixes Terraform needs for multi-Region deployments: _patch_kms, _patch_secretsmanager.)
+(And two fixes Terraform needs for multi-Region deployments: _patch_kms, _patch_secretsmanager;
+and, when ROTOR_CALL_LOG_DIR is set, _record_calls: every AWS call as one JSON line, for the
+permission check, scripts/permissions.py.)
 
 moto 5.2.5 does not implement ValidateStateMachineDefinition nor
 ListStateMachineVersions, and the Terraform AWS provider calls both when it
@@ -94,6 +96,166 @@ def _patch_secretsmanager() -> None:
     FakeSecret.create_replicas = create_replicas
 
 
+# Request fields the permission check needs: names and ids, never a value. SecretString,
+# SecretBinary, Plaintext, CiphertextBlob and every other field are never written.
+_RECORDED_FIELDS = (
+    "SecretId", "VersionStage", "VersionId", "VersionStages", "MoveToVersionId",
+    "RemoveFromVersionId", "ClientRequestToken", "KmsKeyId", "KeyId", "EncryptionContext",
+    "UserName", "AccessKeyId", "Status", "Namespace", "Name", "TagKeys",
+    "stateMachineArn", "executionArn", "name", "FunctionName", "RoleName", "PolicyArn",
+    "PolicyName", "logGroupName", "GroupName", "TopicArn", "AlarmNames", "ResourceArn",
+    "resourceArn", "Filters", "IncludePlannedDeletionVersions", "statusFilter",
+)
+
+
+def _record_calls(directory: str) -> None:
+    """Append every AWS call moto answers to DIRECTORY/calls-<pid>.jsonl.
+
+    One line per call: the access key id it was signed with (the tests sign each principal's
+    calls with a key named after it, tests/support/principals.rs), service, action, region,
+    account, HTTP status, the non-secret request fields above, and what the call touched as
+    moto's own state knew it at that moment (a secret's ARN, tags, KMS key and resource policy;
+    a KMS key's ARN), so the check can evaluate the call after the test has deleted it.
+    """
+    import json
+    import re
+    import threading
+    import time
+
+    from moto.core.responses import BaseResponse
+
+    if getattr(BaseResponse.call_action, "_rotor_recording", False):
+        return
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "calls-%d.jsonl" % os.getpid())
+    lock = threading.Lock()
+    original = BaseResponse.call_action
+
+    def request_fields(self) -> dict:  # noqa: ANN001
+        found: dict = {}
+        sources = []
+        params = getattr(self, "params", None)
+        if isinstance(params, dict):
+            sources.append(params)
+        try:
+            body = json.loads(self.body) if self.body else None
+            if isinstance(body, dict):
+                sources.append(body)
+        except (ValueError, TypeError, UnicodeDecodeError):
+            pass
+        query = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in (self.querystring or {}).items()}
+        sources.append(query)
+        uri = getattr(self, "uri_match", None)
+        if isinstance(uri, dict):
+            sources.append(uri)
+        for source in sources:
+            for field in _RECORDED_FIELDS:
+                if field in source and field not in found:
+                    found[field] = source[field]
+            # Query-protocol lists: TagKeys.member.1 ...
+            for key, value in source.items():
+                if isinstance(key, str) and key.startswith("TagKeys.member."):
+                    found.setdefault("TagKeys", []).append(value)
+        return found
+
+    def key_owner(account: str, key: str) -> str | None:
+        # With moto's authentication on (tests/iam_moto.rs) calls are signed with real moto
+        # keys: the IAM user that owns the key names the principal.
+        try:
+            from moto.iam.models import iam_backends
+
+            for user in iam_backends[account]["global"].users.values():
+                if any(k.access_key_id == key for k in user.access_keys):
+                    return user.name
+        except Exception:  # noqa: BLE001
+            pass
+        return None
+
+    def touched(service: str, account: str, region: str, fields: dict) -> dict:
+        out: dict = {}
+        try:
+            if service == "secretsmanager" and fields.get("SecretId"):
+                from moto.secretsmanager.models import secretsmanager_backends
+
+                secret = secretsmanager_backends[account][region].secrets.get(fields["SecretId"])
+                if secret is not None:
+                    out["secret_arn"] = secret.arn
+                    out["secret_name"] = secret.name
+                    out["secret_tags"] = {t["Key"]: t["Value"] for t in (secret.tags or [])}
+                    out["secret_kms_key_id"] = getattr(secret, "kms_key_id", None)
+                    out["secret_policy"] = getattr(secret, "policy", None)
+            if service == "iam" and fields.get("AccessKeyId") and not fields.get("UserName"):
+                # GetAccessKeyLastUsed names the key only: its resource is the key's user.
+                owner = key_owner(account, fields["AccessKeyId"])
+                if owner:
+                    out["key_owner"] = owner
+            if service == "kms" and fields.get("KeyId"):
+                from moto.kms.models import kms_backends
+
+                backend = kms_backends[account][region]
+                key = backend.keys.get(backend.any_id_to_key_id(fields["KeyId"]))
+                if key is not None:
+                    out["key_arn"] = key.arn
+        except Exception as e:  # noqa: BLE001 - a record without context is still a record
+            out["touched_error"] = repr(e)
+        return out
+
+    credential = re.compile(r"Credential=([^/,\s]+)/")
+
+    def access_key(self) -> str:  # noqa: ANN001
+        # moto's own get_access_key only knows AKIA/ASIA-shaped keys.
+        found = credential.search(self.headers.get("Authorization", "") or "")
+        return found.group(1) if found else self.get_access_key()
+
+    def call_action(self):  # noqa: ANN001, ANN202
+        # What the call touches as it was when the call was authorised (before a tag write or a
+        # delete), what it created afterwards.
+        try:
+            before = touched(self.boto3_service_name, self.current_account, self.region, request_fields(self))
+        except Exception:  # noqa: BLE001
+            before = {}
+        result = original(self)
+        try:
+            service = self.boto3_service_name
+            action = self._get_action()
+            account = self.current_account
+            region = self.region
+            fields = request_fields(self)
+            status = result[0] if isinstance(result, tuple) else 200
+            entry = {
+                "t": time.time(),
+                "key": access_key(self),
+                "service": service,
+                "action": action,
+                "region": region,
+                "account": account,
+                "status": int(status),
+                "fields": fields,
+            }
+            entry.update(before or touched(service, account, region, fields))
+            if entry["key"].startswith(("AKIA", "ASIA")):
+                owner = key_owner(account, entry["key"])
+                if owner:
+                    entry["key_user"] = owner
+            if service == "kms" and action in ("Decrypt", "Encrypt", "GenerateDataKey") and "key_arn" not in entry:
+                # Decrypt names its key in the answer only.
+                try:
+                    answer = json.loads(result[2])
+                    if answer.get("KeyId"):
+                        entry["key_arn"] = answer["KeyId"]
+                except Exception:  # noqa: BLE001
+                    pass
+            line = json.dumps(entry, sort_keys=True, default=str)
+            with lock, open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except Exception as e:  # noqa: BLE001 - recording never breaks a call
+            sys.stderr.write("moto_launcher: not recorded: %r\n" % (e,))
+        return result
+
+    call_action._rotor_recording = True  # type: ignore[attr-defined]
+    BaseResponse.call_action = call_action
+
+
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
         sys.exit("usage: moto_launcher.py PORT")
@@ -105,6 +267,8 @@ def main() -> None:
     _patch_stepfunctions()
     _patch_kms()
     _patch_secretsmanager()
+    if os.environ.get("ROTOR_CALL_LOG_DIR"):
+        _record_calls(os.environ["ROTOR_CALL_LOG_DIR"])
 
     from moto.server import main as moto_main
 

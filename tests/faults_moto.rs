@@ -121,6 +121,16 @@ impl Env {
         services
     }
 
+    /// Each function's services signed as its own role (scripts/permissions.py checks them).
+    fn function_services(&self) -> BTreeMap<String, Services> {
+        rotor_tests::principals::function_services(
+            &self.services(),
+            &self.via.config,
+            self.via.kms.key_id(),
+            false,
+        )
+    }
+
     /// Runs one execution over the proxy; answers its outcome and ARN (the execution id).
     async fn run(&self, input: &ExecutionInput, label: &str, seed: u64) -> (Outcome, String) {
         let name = unique(label);
@@ -131,6 +141,7 @@ impl Env {
             &name,
             RunnerOptions {
                 seed: Some(seed),
+                function_services: self.function_services(),
                 ..Default::default()
             },
         )
@@ -960,6 +971,7 @@ async fn ten_concurrent_rotations_of_one_secret_one_wins() {
             RunnerOptions {
                 seed: Some(i),
                 real_time: true,
+                function_services: env.function_services(),
                 ..Default::default()
             },
         )

@@ -52,6 +52,51 @@ async fn config(endpoint: &str, creds: Credentials) -> SdkConfig {
         .await
 }
 
+/// One moto user per function, named as the permission check's key of that function
+/// (`rotor-fn-promote`), allowed everything (moto checks authentication, not permissions), with
+/// one key each: created once per run, on the first World.
+async fn function_configs(admin: &SdkConfig) -> BTreeMap<String, SdkConfig> {
+    static KEYS: tokio::sync::OnceCell<BTreeMap<String, (String, String)>> =
+        tokio::sync::OnceCell::const_new();
+    let keys = KEYS
+        .get_or_init(|| async {
+            let raw = aws_sdk_iam::Client::new(admin);
+            let mut keys = BTreeMap::new();
+            for (_, function) in rotor_runner::FUNCTIONS {
+                let user = rotor_tests::principals::function_key(function);
+                raw.create_user().user_name(&user).send().await.unwrap();
+                raw.put_user_policy()
+                    .user_name(&user)
+                    .policy_name("moto-authentication-only")
+                    .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+                    .send()
+                    .await
+                    .unwrap();
+                let key = raw
+                    .create_access_key()
+                    .user_name(&user)
+                    .send()
+                    .await
+                    .unwrap()
+                    .access_key
+                    .unwrap();
+                keys.insert(
+                    function.to_string(),
+                    (key.access_key_id, key.secret_access_key),
+                );
+            }
+            keys
+        })
+        .await;
+    let endpoint = admin.endpoint_url().expect("moto endpoint").to_string();
+    let mut configs = BTreeMap::new();
+    for (function, (id, secret)) in keys {
+        let creds = Credentials::new(id, secret, None, None, "function");
+        configs.insert(function.clone(), config(&endpoint, creds).await);
+    }
+    configs
+}
+
 // ------------------------------------------------------------------------ ports for the test
 
 /// The audit sink (moto 5.2.5 cannot serve the CloudWatch SDK's protocol): keeps the records.
@@ -106,6 +151,8 @@ impl CallerIdentity for NotReadyFirst {
 
 struct World {
     adapters: AwsAdapters,
+    /// Each function's configuration, signed with its own moto user's key.
+    functions: BTreeMap<String, SdkConfig>,
     iam: AwsIam,
     sts: Sts,
     recorder: Arc<Recorder>,
@@ -122,6 +169,7 @@ const POLICY_GET_USER: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":
 impl World {
     async fn new(admin: &SdkConfig, label: &str, tags: &[(&str, &str)]) -> World {
         let adapters = AwsAdapters::from_config(admin.clone(), "alias/unused");
+        let functions = function_configs(admin).await;
         let iam = AwsIam::new(admin);
         let sts = Sts::new(admin);
         let user = rotor_tests::contract::unique(&format!("iam-{label}"));
@@ -163,6 +211,7 @@ impl World {
         let secrets = Mutex::new(vec![old.secret_access_key.expose().to_string()]);
         World {
             adapters,
+            functions,
             iam,
             sts,
             recorder,
@@ -202,6 +251,13 @@ impl World {
                 observer,
                 resume: None,
                 interrupt: None,
+                // Each function signed as its own role: scripts/permissions.py checks the calls.
+                function_services: rotor_tests::principals::function_services_with(
+                    &self.services,
+                    |function| self.functions[function].clone(),
+                    "alias/unused",
+                    false,
+                ),
             },
         )
         .await

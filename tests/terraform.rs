@@ -508,6 +508,13 @@ async fn applies_replans_clean_and_destroys_on_moto() {
                 "{name}'s permissions boundary"
             );
         }
+
+        // `rotor start` as ci-rotate, with the environments as shipped, reaches StartExecution
+        // on the deployed state machine; then the deployment as deployed is read back for the
+        // permission check (scripts/permissions.py, run by scripts/test after the suites),
+        // which evaluates these calls and every moto suite's against it.
+        start_as_ci_rotate(&endpoint, &environment, &arn);
+        permissions_snapshot(&endpoint, &prefix);
         (ci_plan, ci_deploy)
     };
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(checks)).await;
@@ -560,6 +567,90 @@ async fn applies_replans_clean_and_destroys_on_moto() {
         "moto destroy: {added} resources in {:.1} s",
         destroyed.elapsed.as_secs_f64()
     );
+}
+
+/// `rotor --backend aws start` of the deployed vendor secret, signed as ci-rotate, exactly as the
+/// rotate workflow runs it (no ROTOR_KMS_KEY_ID: the secret's own key): it must print the
+/// execution it started. (moto cannot run the Lambda tasks; what happens after StartExecution
+/// is the workflow tests'.)
+fn start_as_ci_rotate(endpoint: &str, environment: &str, state_machine_arn: &str) {
+    let rotor = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("rotor")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("the rotor binary is not built beside this test (cargo build -p rotor-cli)")
+        });
+    let store = tempfile::tempdir().expect("temporary store");
+    let secret = format!("rotor-{environment}/openai_api_key");
+    let out = Command::new(&rotor)
+        .args(["--backend", "aws", "--endpoint-url", endpoint, "--store"])
+        .arg(store.path())
+        .args([
+            "start",
+            "--secret",
+            &secret,
+            "--candidate-env",
+            "ROTOR_TEST_CANDIDATE",
+        ])
+        .args(["--reason", "permission check: start as ci-rotate"])
+        .env("ROTOR_TEST_CANDIDATE", "sk-permission-check-candidate-0001")
+        .env("ROTOR_STATE_MACHINE_ARN", state_machine_arn)
+        .env("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("ROTOR_KMS_KEY_ID")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_SESSION_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("rotor runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let prefix =
+        format!("arn:aws:states:us-east-1:123456789012:execution:rotor-{environment}-rotation:");
+    assert!(
+        out.status.success() && stdout.contains(&prefix),
+        "rotor start as ci-rotate did not start an execution (exit {:?}):\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    assert!(
+        !stdout.contains("sk-permission-check") && !stderr.contains("sk-permission-check"),
+        "the candidate was printed"
+    );
+}
+
+/// scripts/permissions.py snapshot: the deployment's roles, policies, keys, secrets, state
+/// machines, schedules and functions read back from moto, written where scripts/test's
+/// permission check reads them (beside ROTOR_CALL_LOG_DIR, else target/permissions).
+fn permissions_snapshot(endpoint: &str, prefix: &str) {
+    let root = repo_root();
+    let dir = std::env::var_os("ROTOR_CALL_LOG_DIR")
+        .map(PathBuf::from)
+        .and_then(|d| d.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| root.join("target/permissions"));
+    let out = dir.join("deployment.json");
+    let ran = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/permissions.py"))
+        .args([
+            "snapshot",
+            "--endpoint",
+            endpoint,
+            "--prefix",
+            prefix,
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("scripts/permissions.py runs (the .venv of scripts/test)");
+    assert!(
+        ran.status.success(),
+        "scripts/permissions.py snapshot failed:\n{}{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&ran.stdout));
 }
 
 /// Calls of a whole apply or destroy that ci-deploy may not make: the lifecycle of identities,

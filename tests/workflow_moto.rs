@@ -241,6 +241,13 @@ impl World {
                 observer: None,
                 resume: None,
                 interrupt: None,
+                // Each function signed as its own role: scripts/permissions.py checks the calls.
+                function_services: rotor_tests::principals::function_services(
+                    &self.services,
+                    &self.fixture.adapters.config,
+                    self.fixture.adapters.kms.key_id(),
+                    false,
+                ),
             },
         )
         .await;

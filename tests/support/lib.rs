@@ -4,4 +4,5 @@ pub mod cases;
 pub mod contract;
 pub mod faults;
 pub mod moto;
+pub mod principals;
 pub mod terraform;

@@ -276,6 +276,7 @@ pub async fn run(
         observer: Some(persisted),
         resume,
         interrupt: Some(interrupt),
+        ..Default::default()
     };
     let outcome = run_rotation(
         load_rotation_definition(),

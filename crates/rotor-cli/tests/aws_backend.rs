@@ -126,12 +126,20 @@ impl Rotor {
         self.aws_env(args, &[])
     }
 
+    /// `rotor start` and `rotor history` are what GitHub runs as ci-rotate: their calls are
+    /// signed with ci-rotate's key, which the permission check (scripts/permissions.py)
+    /// evaluates against ci-rotate's policies as deployed.
     fn aws_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
         let e = endpoint();
         let store = self.store.to_string_lossy().into_owned();
         let mut all = vec!["--backend", "aws", "--endpoint-url", &e, "--store", &store];
         all.extend_from_slice(args);
-        self.run_env(&all, env)
+        let mut env = env.to_vec();
+        let as_ci = matches!(args.first(), Some(&"start") | Some(&"history"));
+        if as_ci && !env.iter().any(|(k, _)| *k == "AWS_ACCESS_KEY_ID") {
+            env.push(("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY));
+        }
+        self.run_env(&all, &env)
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> String {

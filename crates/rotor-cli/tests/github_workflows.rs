@@ -445,13 +445,20 @@ fn run_job_with(
             .current_dir(&options.checkout)
             .stdin(Stdio::null());
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        // The rotate and rollback jobs run as ci-rotate (the role their configure-aws-credentials
+        // step assumes): their calls are signed with its key for the permission check.
+        let key = if workflow.starts_with("deploy") {
+            rotor_tests::principals::HARNESS_KEY
+        } else {
+            rotor_tests::principals::CI_ROTATE_KEY
+        };
         for (k, v) in [
             ("PATH", path.as_str()),
             ("HOME", home.as_str()),
             ("CI", "true"),
             ("GITHUB_ACTIONS", "true"),
             ("AWS_ENDPOINT_URL", &options.endpoint),
-            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_ACCESS_KEY_ID", key),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_REGION", REGION),
             ("AWS_DEFAULT_REGION", REGION),

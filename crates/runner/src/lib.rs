@@ -137,15 +137,27 @@ pub fn function_name(function: &str) -> &str {
     }
 }
 
-/// The six functions, answered in-process by rotor-core's handlers over `services`.
+/// The six functions, answered in-process by rotor-core's handlers over `services`, or over a
+/// function's own entry in `per_function` (keyed by its local name, `rotor-promote`): on AWS
+/// each function runs with its own role, and this lets a run do the same (each function's
+/// clients signed with that role's credentials).
 #[derive(Clone)]
 pub struct LocalFunctions {
     pub services: Services,
+    pub per_function: BTreeMap<String, Services>,
 }
 
 impl LocalFunctions {
     pub fn new(services: Services) -> Self {
-        LocalFunctions { services }
+        LocalFunctions {
+            services,
+            per_function: BTreeMap::new(),
+        }
+    }
+
+    /// The services `function` (a local name) runs with.
+    pub fn services_for(&self, function: &str) -> &Services {
+        self.per_function.get(function).unwrap_or(&self.services)
     }
 }
 
@@ -184,8 +196,8 @@ pub fn rotor_error(e: &RotorError) -> FunctionError {
 #[async_trait]
 impl FunctionInvoker for LocalFunctions {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
-        let svc = &self.services;
         let name = function_name(function);
+        let svc = self.services_for(name);
         match name {
             "rotor-stage-pending" => call!(name, payload, |i| handlers::stage_pending(svc, i)),
             "rotor-health-probe" => call!(name, payload, |i| handlers::health_probe(svc, i)),
@@ -220,6 +232,9 @@ pub struct RunnerOptions {
     pub resume: Option<Resume>,
     /// Stop at the next state boundary when asked (SIGINT, SIGTERM).
     pub interrupt: Option<Arc<Interrupt>>,
+    /// Services of single functions (by local name, `rotor-stage-pending`) instead of the
+    /// run's: see [`LocalFunctions`].
+    pub function_services: BTreeMap<String, Services>,
 }
 
 /// How an interrupted rotation is recovered.
@@ -327,7 +342,10 @@ pub async fn run_rotation(
         Err(e) => return invalid(format!("the execution input does not serialise: {e}")),
     };
     let handler = Arc::new(LambdaTasks {
-        invoker: LocalFunctions::new(services),
+        invoker: LocalFunctions {
+            services,
+            per_function: options.function_services,
+        },
     });
     let mut run = RunOptions::new(name, handler);
     run.state_machine_name = STATE_MACHINE_NAME.into();
