@@ -104,7 +104,10 @@ _RECORDED_FIELDS = (
     "UserName", "AccessKeyId", "Status", "Namespace", "Name", "TagKeys",
     "stateMachineArn", "executionArn", "name", "FunctionName", "RoleName", "PolicyArn",
     "PolicyName", "logGroupName", "GroupName", "TopicArn", "AlarmNames", "ResourceArn",
-    "resourceArn", "Filters", "IncludePlannedDeletionVersions", "statusFilter",
+    "resourceArn", "Filters", "IncludePlannedDeletionVersions", "statusFilter", "SubscriptionArn",
+    "ResourceARN", "OpenIDConnectProviderArn", "Resource", "AliasName", "TargetKeyId", "Role",
+    "roleArn", "Target", "KMSKeyArn", "KmsKeyArn", "Qualifier", "Arn", "PermissionsBoundary",
+    "encryptionConfiguration", "AlarmName", "groupName",
 )
 
 
@@ -156,6 +159,10 @@ def _record_calls(directory: str) -> None:
             for key, value in source.items():
                 if isinstance(key, str) and key.startswith("TagKeys.member."):
                     found.setdefault("TagKeys", []).append(value)
+        # A schedule's target: which state machine, as which role (its Input holds ids only,
+        # but is not needed).
+        if isinstance(found.get("Target"), dict):
+            found["Target"] = {k: found["Target"].get(k) for k in ("Arn", "RoleArn")}
         return found
 
     def key_owner(account: str, key: str) -> str | None:

@@ -58,6 +58,8 @@ HARNESS_KEYS = {"testing", "AKIAEXAMPLE", "rotor-test-admin"}
 MOTO_KEYS = {"ak"}
 FUNCTION_KEY_PREFIX = "rotor-fn-"
 CI_ROTATE_KEY = "rotor-ci-rotate"
+# Terraform as the deploy workflow runs it (tests/terraform.rs): plan as ci-plan, apply as ci-deploy.
+TERRAFORM_KEYS = {"rotor-ci-plan": "ci-plan", "rotor-ci-deploy": "ci-deploy"}
 FUNCTIONS = ["stage-pending", "health-probe", "promote", "revoke-old-iam-key", "rollback", "audit-log"]
 
 # Calls IAM never denies.
@@ -145,7 +147,8 @@ def snapshot(endpoint: str, prefix: str, out: str) -> None:
     try:
         for s in sch.list_schedules(GroupName=prefix).get("Schedules", []):
             g = sch.get_schedule(Name=s["Name"], GroupName=prefix)
-            snap["schedules"].append({"name": s["Name"], "target_arn": g["Target"]["Arn"],
+            snap["schedules"].append({"name": s["Name"], "arn": g.get("Arn"), "kms_key_arn": g.get("KmsKeyArn"),
+                                      "target_arn": g["Target"]["Arn"],
                                       "role_arn": g["Target"]["RoleArn"], "input": g["Target"].get("Input")})
     except Exception as e:  # noqa: BLE001 - a deployment without schedules
         print("permissions.py snapshot: no schedules read: %r" % (e,), file=sys.stderr)
@@ -154,6 +157,7 @@ def snapshot(endpoint: str, prefix: str, out: str) -> None:
         for f in page["Functions"]:
             if f["FunctionName"].startswith(prefix + "-"):
                 snap["functions"].append({"name": f["FunctionName"], "arn": f["FunctionArn"], "role": f["Role"],
+                                          "kms_key_arn": f.get("KMSKeyArn"),
                                           "vpc": f.get("VpcConfig") or None,
                                           "environment": sorted((f.get("Environment") or {}).get("Variables", {}))})
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -295,6 +299,8 @@ class Calls:
             return self.dep.role(key[len(FUNCTION_KEY_PREFIX):])
         if key == CI_ROTATE_KEY:
             return self.dep.role("ci-rotate")
+        if key in TERRAFORM_KEYS:
+            return self.dep.role(TERRAFORM_KEYS[key])
         return None
 
     def secret(self, r: dict):
@@ -320,7 +326,10 @@ class Calls:
             if (service, action) in NO_PERMISSION:
                 continue
             origin = "%s %s (%s)" % (service, action, r.get("fields", {}).get("SecretId") or r.get("fields", {}).get("KeyId") or "")
-            yield from self.map_call(role, service, action, r, origin)
+            if role in (dep.role("ci-plan"), dep.role("ci-deploy")):
+                yield from self.map_terraform_call(role, service, action, r, origin)
+            else:
+                yield from self.map_call(role, service, action, r, origin)
 
     def map_call(self, role, service, action, r, origin):
         dep, f = self.dep, r.get("fields", {})
@@ -408,6 +417,121 @@ class Calls:
                 yield Eval(role, implied, dep.key_arn(enc.get("kmsKeyId")), kctx, origin + " via Step Functions")
         else:
             self.outside["%s (service not mapped)" % iam_action] += 1
+
+    def map_terraform_call(self, role, service, action, r, origin):
+        """A call of the AWS provider, on the deployment's own resources (their real ARNs)."""
+        dep, f = self.dep, r.get("fields", {})
+        acct, region = dep.account, r.get("region") or dep.region
+        base = {"aws:PrincipalArn": dep.snap["roles"][role]["arn"]}
+        prefix = "states" if service == "stepfunctions" else service
+        iam_action = "%s:%s" % (prefix, action)
+        arn = "arn:aws:%s:%s:%s:" % (service, region, acct)
+        resource, ctx = "*", dict(base)
+        if service == "secretsmanager":
+            s = self.dep.secrets.get(r.get("secret_arn"))
+            if s is None:
+                self.outside["%s on %s" % (iam_action, f.get("SecretId"))] += 1
+                return
+            resource = s["arn"]
+            ctx.update(secret_context(s))
+            for k in ("VersionId", "VersionStage"):
+                if f.get(k):
+                    ctx["secretsmanager:" + k] = f[k]
+            if action == "GetSecretValue":
+                yield Eval(role, "kms:Decrypt", dep.key_arn(s.get("kms_key_id")), dict(base, **{
+                    "kms:ViaService": "secretsmanager.%s.amazonaws.com" % s["region"],
+                    "kms:EncryptionContext:SecretARN": s["arn"],
+                    "kms:EncryptionContextKeys": ["SecretARN", "SecretVersionId"]}), origin + " via Secrets Manager")
+        elif service == "kms":
+            if action in ("ListAliases", "CreateKey"):
+                resource = "*"
+            else:
+                resource = r.get("key_arn") or (arn.replace(":kms:", ":kms:") + f["AliasName"] if f.get("AliasName") else "*")
+            if action in ("CreateAlias", "UpdateAlias", "DeleteAlias") and f.get("AliasName"):
+                yield Eval(role, iam_action, "arn:aws:kms:%s:%s:%s" % (region, acct, f["AliasName"]), ctx, origin)
+                target = f.get("TargetKeyId")
+                resource = dep.key_arn(target) if target else None
+                if resource is None:
+                    return
+        elif service == "iam":
+            if f.get("RoleName"):
+                resource = "arn:aws:iam::%s:role/%s" % (acct, f["RoleName"])
+                if action in ("PutRolePolicy", "DeleteRolePolicy"):
+                    b = (dep.snap["roles"].get(f["RoleName"], {}).get("boundary") or {}).get("arn")
+                    if b:
+                        ctx["iam:PermissionsBoundary"] = b
+            elif f.get("PolicyArn"):
+                resource = f["PolicyArn"]
+            elif f.get("OpenIDConnectProviderArn"):
+                resource = f["OpenIDConnectProviderArn"]
+            elif f.get("UserName"):
+                resource = "arn:aws:iam::%s:user/%s" % (acct, f["UserName"])
+        elif service == "lambda":
+            name = f.get("FunctionName") or f.get("Resource") or ""
+            resource = name if name.startswith("arn:") else arn + "function:" + name
+            resource = ":".join(resource.split(":")[:7])
+            fn = next((x for x in dep.snap["functions"] if x["arn"] == resource), None)
+            if action in ("GetFunction", "GetFunctionConfiguration") and fn and fn.get("kms_key_arn"):
+                yield Eval(role, "kms:Decrypt", fn["kms_key_arn"], dict(base, **{
+                    "kms:ViaService": "lambda.%s.amazonaws.com" % region,
+                    "kms:EncryptionContext:aws:lambda:FunctionArn": resource,
+                    "kms:EncryptionContextKeys": ["aws:lambda:FunctionArn"]}), origin + " via Lambda")
+            if f.get("Role") and action in ("CreateFunction", "UpdateFunctionConfiguration"):
+                yield Eval(role, "iam:PassRole", f["Role"], dict(base, **{"iam:PassedToService": "lambda.amazonaws.com"}), origin)
+        elif service == "logs":
+            if f.get("logGroupName"):
+                resource = arn + "log-group:" + f["logGroupName"]
+            elif f.get("resourceArn"):
+                resource = f["resourceArn"].rstrip("*").rstrip(":")
+        elif service == "stepfunctions":
+            resource = f.get("stateMachineArn") or f.get("resourceArn") or "*"
+            if action == "CreateStateMachine" and f.get("name"):
+                resource = "arn:aws:states:%s:%s:stateMachine:%s" % (region, acct, f["name"])
+            m = next((x for x in dep.snap["state_machines"] if x["arn"] == resource), None)
+            enc = (m or {}).get("encryption") or {}
+            if action == "DescribeStateMachine" and enc.get("type") == "CUSTOMER_MANAGED_KMS_KEY":
+                yield Eval(role, "kms:Decrypt", dep.key_arn(enc.get("kmsKeyId")), dict(base, **{
+                    "kms:ViaService": "states.%s.amazonaws.com" % region,
+                    "kms:EncryptionContext:aws:states:stateMachineArn": resource,
+                    "kms:EncryptionContextKeys": ["aws:states:stateMachineArn"]}), origin + " via Step Functions")
+            if f.get("roleArn") and action in ("CreateStateMachine", "UpdateStateMachine"):
+                yield Eval(role, "iam:PassRole", f["roleArn"], dict(base, **{"iam:PassedToService": "states.amazonaws.com"}), origin)
+        elif service == "scheduler":
+            if f.get("ResourceArn"):
+                resource = f["ResourceArn"]
+            elif action.endswith("ScheduleGroup") and f.get("Name"):
+                resource = arn + "schedule-group/" + f["Name"]
+            elif f.get("Name"):
+                resource = arn + "schedule/%s/%s" % (f.get("GroupName") or f.get("groupName") or "default", f["Name"])
+            sch = next((x for x in dep.snap["schedules"] if x.get("arn") == resource), None)
+            if action == "GetSchedule" and sch and sch.get("kms_key_arn"):
+                yield Eval(role, "kms:Decrypt", sch["kms_key_arn"], dict(base, **{
+                    "kms:ViaService": "scheduler.%s.amazonaws.com" % region,
+                    "kms:EncryptionContext:aws:scheduler:schedule-arn": resource,
+                    "kms:EncryptionContextKeys": ["aws:scheduler:schedule-arn"]}), origin + " via Scheduler")
+            target = f.get("Target") or {}
+            if target.get("RoleArn") and action in ("CreateSchedule", "UpdateSchedule"):
+                yield Eval(role, "iam:PassRole", target["RoleArn"], dict(base, **{"iam:PassedToService": "scheduler.amazonaws.com"}), origin)
+        elif service == "sns":
+            resource = f.get("TopicArn") or f.get("ResourceArn") or f.get("SubscriptionArn") or "*"
+            if action == "CreateTopic" and f.get("Name"):
+                resource = arn + f["Name"]
+        elif service == "cloudwatch":
+            names = f.get("AlarmNames")
+            if f.get("ResourceARN"):
+                resource = f["ResourceARN"]
+            elif names:
+                for n in names if isinstance(names, list) else [names]:
+                    yield Eval(role, iam_action, arn + "alarm:" + n, ctx, origin)
+                return
+            elif f.get("AlarmName"):
+                resource = arn + "alarm:" + f["AlarmName"]
+        elif service in ("sts",):
+            return
+        else:
+            self.outside["%s (service not mapped)" % iam_action] += 1
+            return
+        yield Eval(role, iam_action, resource, ctx, origin)
 
     def service_roles(self):
         """What the state machines' and the schedules' roles call: read from the deployment."""

@@ -390,7 +390,16 @@ async fn applies_replans_clean_and_destroys_on_moto() {
 
     // Everything after the apply may fail; the deployment is destroyed either way.
     let checks = async {
-        let replan_args = with_vars(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+        // The re-plan is the deploy workflow's plan job: signed as ci-plan for the permission
+        // check (scripts/permissions.py); the first apply above is the administrator's.
+        let replan_args = with_vars(&[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-detailed-exitcode",
+            "-var",
+            "access_key=rotor-ci-plan",
+        ]);
         let replan = tf_moto(
             &root,
             &replan_args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -407,6 +416,31 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             replan.stdout.contains("No changes."),
             "{}",
             replan.show("re-plan")
+        );
+
+        // A routine deploy as ci-deploy (the functions' log level changes): its calls are
+        // checked against ci-deploy's policies, call by call.
+        let deploy_args = with_vars(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var",
+            "access_key=rotor-ci-deploy",
+            "-var",
+            "log_level=debug",
+        ]);
+        let deployed = tf_moto(
+            &root,
+            &deploy_args.iter().map(String::as_str).collect::<Vec<_>>(),
+            limit,
+            None,
+        );
+        assert!(deployed.ok, "{}", deployed.show("apply as ci-deploy"));
+        assert!(
+            deployed.stdout.contains(" 0 added, 6 changed, 0 destroyed"),
+            "a log level change updates the six functions only:\n{}",
+            deployed.show("apply as ci-deploy")
         );
 
         let outputs = tf_ok(&root, &["output", "-json", "-no-color"], limit);

@@ -34,6 +34,18 @@ variable "environment" {
   }
 }
 
+variable "access_key" {
+  description = "Access key id the provider signs with: moto accepts any, and the permission check (scripts/permissions.py) attributes each call to the principal its key names (rotor-ci-plan, rotor-ci-deploy; testing = the administrator)."
+  type        = string
+  default     = "testing"
+}
+
+variable "log_level" {
+  description = "The functions' RUST_LOG: tests/terraform.rs changes it in an apply as ci-deploy (a routine deploy)."
+  type        = string
+  default     = "info"
+}
+
 variable "lambda_zip_dir" {
   description = "Folder with the six <function>.zip (placeholders: moto never runs them)."
   type        = string
@@ -63,7 +75,7 @@ locals {
 
 provider "aws" {
   region                      = "us-east-1"
-  access_key                  = "testing"
+  access_key                  = var.access_key
   secret_key                  = "testing"
   skip_credentials_validation = true
   skip_requesting_account_id  = true
@@ -89,7 +101,7 @@ provider "aws" {
 provider "aws" {
   alias                       = "us_west_2"
   region                      = "us-west-2"
-  access_key                  = "testing"
+  access_key                  = var.access_key
   secret_key                  = "testing"
   skip_credentials_validation = true
   skip_requesting_account_id  = true
@@ -123,6 +135,7 @@ module "rotor" {
   replica_kms_key_arns = { "us-west-2" = module.kms_replica_us_west_2.arn }
   lambda_zip_dir       = var.lambda_zip_dir
   lambda_architecture  = var.lambda_architecture
+  log_level            = var.log_level
   github_repository    = "example-org/rotor"
   github_environment   = var.environment
   # The CI roles' state access is planned and deployed (moto's S3 is not used for state here).
