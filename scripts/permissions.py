@@ -643,6 +643,13 @@ def must_deny(dep: Deployment) -> list:
             rows.append((role, action, other, {"secretsmanager:SecretId": other}, "a function never touches a secret rotor does not manage"))
         if f != "stage-pending":
             rows.append((role, "kms:Decrypt", key, candidate, "only stage-pending decrypts a candidate"))
+    # A probe's destination is not a tag away: no deployed role may write a rotor:* tag (only
+    # the administrators, whose roles are not the deployment's).
+    for name in sorted(roles):
+        for s in secrets:
+            for action in ("secretsmanager:TagResource", "secretsmanager:UntagResource"):
+                rows.append((name, action, s["arn"], secret_ctx(s, **{"aws:TagKeys": ["rotor:probe-url"]}),
+                             "no deployed role rewrites a rotor:* tag"))
     # Every other role of the deployment (state machines, schedules, ci-plan) likewise.
     checked = {ci_rotate, ci_deploy} | {dep.role(f) for f in FUNCTIONS}
     for name in sorted(set(roles) - checked):
