@@ -691,7 +691,7 @@ fn permissions_snapshot(endpoint: &str, prefix: &str) {
 /// keys and secrets is the administrator's (creating and deleting roles, their attachments and
 /// managed policies, the key and its replica, the OIDC provider, secrets, their values and
 /// replicas). Each must appear in the moto logs, and none may be ci-deploy's.
-const ADMIN_ONLY: [&str; 16] = [
+const ADMIN_ONLY: [&str; 18] = [
     "kms:CreateKey",
     "kms:ReplicateKey",
     "kms:ScheduleKeyDeletion",
@@ -708,6 +708,9 @@ const ADMIN_ONLY: [&str; 16] = [
     "secretsmanager:DeleteSecret",
     "secretsmanager:RemoveRegionsFromReplication",
     "secretsmanager:UpdateSecretVersionStage",
+    // The secrets' resource policies (only the administrators write rotor:* tags).
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
 ];
 
 /// Calls IAM never denies.

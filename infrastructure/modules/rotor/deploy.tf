@@ -34,7 +34,9 @@ locals {
     [for r in values(aws_iam_role.function) : r.arn], [aws_iam_role.state_machine.arn],
     aws_iam_role.scheduler[*].arn, aws_iam_role.age_check[*].arn,
   )
-  bounded_role_arns = concat(local.passed_role_arns, [aws_iam_role.ci_rotate.arn])
+  # ci-rotate carries the boundary too, but its policy is the administrator's: ci-deploy could
+  # otherwise make it a reader of every secret and assume it (same GitHub environment).
+  bounded_role_arns = local.passed_role_arns
   ci_deploy_arn     = "${local.iam_arn}:role/${local.prefix}-ci-deploy"
   ci_plan_arn       = "${local.iam_arn}:role/${local.prefix}-ci-plan"
   boundary_arn      = "${local.iam_arn}:policy/${local.prefix}-boundary"
@@ -100,8 +102,7 @@ locals {
       "scheduler:GetSchedule", "scheduler:GetScheduleGroup", "scheduler:ListTagsForResource",
     ]
     sns = [
-      "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic",
-      "sns:ListTagsForResource",
+      "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic", "sns:ListTagsForResource",
     ]
     cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
   }
@@ -143,7 +144,7 @@ locals {
         # No resource-level permissions for these three.
         Sid      = "ListWithoutResourceLevelPermissions"
         Effect   = "Allow"
-        Action   = ["kms:ListAliases", "logs:DescribeLogGroups", "states:ValidateStateMachineDefinition"]
+        Action   = ["kms:ListAliases", "logs:DescribeLogGroups", "sns:GetSubscriptionAttributes", "states:ValidateStateMachineDefinition"]
         Resource = "*"
       },
     ],
@@ -301,10 +302,18 @@ locals {
         Sid    = "ManageTheAlarmTopic"
         Effect = "Allow"
         Action = [
-          "sns:CreateTopic", "sns:DeleteTopic", "sns:SetSubscriptionAttributes", "sns:SetTopicAttributes",
-          "sns:Subscribe", "sns:TagResource", "sns:Unsubscribe", "sns:UntagResource",
+          "sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes",
+          "sns:Subscribe", "sns:TagResource", "sns:UntagResource",
         ]
         Resource = local.topic_patterns
+      },
+      {
+        # A subscription's own actions have no resource-level permissions (Service
+        # Authorization Reference): on a topic ARN they would never match.
+        Sid      = "ManageTheAlarmSubscriptions"
+        Effect   = "Allow"
+        Action   = ["sns:SetSubscriptionAttributes", "sns:Unsubscribe"]
+        Resource = "*"
       },
       {
         Sid      = "ManageTheAlarms"
@@ -319,7 +328,7 @@ locals {
           "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:DeleteRole",
           "iam:DeleteRolePermissionsBoundary", "iam:SetDefaultPolicyVersion", "iam:UpdateAssumeRolePolicy",
         ])
-        Resource = [local.ci_deploy_arn, local.ci_plan_arn, local.boundary_arn, local.deploy_policy_arn]
+        Resource = [local.ci_deploy_arn, local.ci_plan_arn, "${local.iam_arn}:role/${local.prefix}-ci-rotate", local.boundary_arn, local.deploy_policy_arn]
       },
       {
         Sid      = "NeverRemoveABoundary"
@@ -389,16 +398,25 @@ locals {
     xray       = ["*"]
     cloudwatch = ["*"]
   }
+  # Writing a function's own log stream has resource-level permissions (log delivery of the
+  # state machines does not): those two on the functions' log groups only.
+  log_stream_actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
   boundary_policy = {
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       for svc in sort(distinct([for a in local.bounded_actions : split(":", a)[0]])) : merge({
         Sid      = "AtMost${title(svc)}OfThisDeployment"
         Effect   = "Allow"
-        Action   = [for a in local.bounded_actions : a if startswith(a, "${svc}:")]
+        Action   = [for a in local.bounded_actions : a if startswith(a, "${svc}:") && !contains(local.log_stream_actions, a)]
         Resource = local.boundary_resources[svc]
       }, svc == "secretsmanager" ? { Condition = { StringEquals = local.secret_scope } } : {})
-    ]
+      if length([for a in local.bounded_actions : a if startswith(a, "${svc}:") && !contains(local.log_stream_actions, a)]) > 0
+      ], length(setintersection(local.bounded_actions, local.log_stream_actions)) == 0 ? [] : [{
+        Sid      = "AtMostTheirOwnLogStreams"
+        Effect   = "Allow"
+        Action   = sort(setintersection(local.bounded_actions, local.log_stream_actions))
+        Resource = [for f in local.function_names : "${local.function_log_group_arns[f]}:log-stream:*"]
+    }])
   }
 }
 

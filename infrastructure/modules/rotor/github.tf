@@ -5,9 +5,11 @@
 #   these secrets (kms:Encrypt, encryption context SecretId = the secret's name) and use the key
 #   for the rotation state machine's own data (StartExecution/DescribeExecution/
 #   GetExecutionHistory on a state machine encrypted with a customer managed key need
-#   kms:GenerateDataKey/kms:Decrypt under its context). No secretsmanager action (unless
-#   ci_rotate_reads_secret_metadata: DescribeSecret/ListSecretVersionIds, never a value): it can
+#   kms:GenerateDataKey/kms:Decrypt under its context). Of Secrets Manager only the metadata
+#   reads `rotor start` makes (DescribeSecret/ListSecretVersionIds, never a value; and
+#   kms:DescribeKey of the key), as the permission check (scripts/permissions.py) proves: it can
 #   never read a secret, and no key use under a secret's context: it can never decrypt a candidate.
+#   Its policy is the administrator's: ci-deploy may neither change it nor pass the role.
 # ci-deploy and ci-plan (Terraform from the deploy workflow) are in deploy.tf.
 
 resource "aws_iam_openid_connect_provider" "github" {
@@ -40,12 +42,23 @@ locals {
 
   ci_rotate_policy = {
     Version = "2012-10-17"
-    Statement = concat(var.ci_rotate_reads_secret_metadata ? [{
-      Sid      = "ReadTheManagedSecretsMetadataNeverAValue"
-      Effect   = "Allow"
-      Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]
-      Resource = local.secret_arns
-      }] : [], [
+    Statement = concat(var.ci_rotate_reads_secret_metadata ? [
+      {
+        # `rotor start` reads the secret's policy (tags), its KMS key id and labels before it
+        # starts anything (preflight; rollback's plan): metadata, never a value.
+        Sid      = "ReadTheManagedSecretsMetadataNeverAValue"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]
+        Resource = local.secret_arns
+      },
+      {
+        # ... and checks that the candidates' key exists before it encrypts under it.
+        Sid      = "DescribeTheCandidatesKey"
+        Effect   = "Allow"
+        Action   = ["kms:DescribeKey"]
+        Resource = [aws_kms_key.this.arn]
+      },
+      ] : [], [
       {
         Sid      = "StartRotations"
         Effect   = "Allow"

@@ -77,3 +77,39 @@ resource "aws_secretsmanager_secret_version" "bootstrap" {
     ignore_changes = [secret_string, secret_binary, version_stages]
   }
 }
+
+# A probe's destination and every other rule of a secret live in its rotor:* tags: whoever may
+# tag the secret could point health-probe at a host of their own and receive the next key. So
+# each secret's resource policy denies writing or removing rotor:* tags to every role of this
+# deployment (ci-deploy included: a change of those tags is the administrator's apply), and,
+# when administrator_role_arns is set, to everyone but those roles. Explicit Deny: no identity
+# policy (and no future edit of one) can lift it.
+locals {
+  rotor_tag_writers_denied = (length(var.administrator_role_arns) > 0
+    ? { ArnNotEquals = { "aws:PrincipalArn" = var.administrator_role_arns } }
+    : { ArnLike = { "aws:PrincipalArn" = ["${local.iam_arn}:role/${local.prefix}-*"] } }
+  )
+  secret_resource_policies = {
+    for k in keys(var.secrets) : k => {
+      Version = "2012-10-17"
+      Statement = [{
+        Sid       = "OnlyTheAdministratorsWriteRotorTags"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = ["secretsmanager:TagResource", "secretsmanager:UntagResource"]
+        Resource  = "*"
+        Condition = merge(local.rotor_tag_writers_denied, {
+          "ForAnyValue:StringLike" = { "aws:TagKeys" = ["rotor:*"] }
+        })
+      }]
+    }
+  }
+}
+
+resource "aws_secretsmanager_secret_policy" "this" {
+  for_each = var.secrets
+
+  secret_arn          = aws_secretsmanager_secret.this[each.key].arn
+  policy              = jsonencode(local.secret_resource_policies[each.key])
+  block_public_policy = true
+}

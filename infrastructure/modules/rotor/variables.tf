@@ -332,9 +332,20 @@ variable "terraform_state_key" {
 }
 
 variable "ci_rotate_reads_secret_metadata" {
-  description = "Also let ci-rotate DescribeSecret and ListSecretVersionIds the managed secrets: metadata only (tags, KMS key id, version ids and labels), never a value. `rotor start` checks the secret's policy and finds the candidate key this way; without it, give rotor the key (ROTOR_KMS_KEY_ID) and skip the check. Off: ci-rotate has exactly the issue's list (start/describe/history, kms:Encrypt)."
+  description = "Let ci-rotate DescribeSecret and ListSecretVersionIds the managed secrets and DescribeKey the key: metadata only (tags, KMS key id, version ids and labels), never a value. `rotor start` (the rotate and rollback workflows) makes exactly these reads before it starts an execution and stops when one is refused, so the workflows need them (default). false only for a deployment whose ci-rotate never runs `rotor start`."
   type        = bool
-  default     = false
+  default     = true
+}
+
+variable "administrator_role_arns" {
+  description = "ARNs of the roles that administer this deployment (the administrator's terraform apply). Each managed secret's resource policy lets only these write or remove rotor:* tags (a probe URL is one); empty: every role except this deployment's own may (ci-deploy, ci-rotate and the functions never can)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.administrator_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+", a))])
+    error_message = "administrator_role_arns must be IAM role ARNs (arn:aws:iam::<account>:role/<name>)."
+  }
 }
 
 variable "create_consumer_policy" {
