@@ -4,7 +4,8 @@
 #   stage-pending       secretsmanager DescribeSecret, ListSecretVersionIds, GetSecretValue,
 #                       PutSecretValue; kms:Decrypt of the candidate (encryption context
 #                       SecretId = a managed secret); IAM ListAccessKeys, CreateAccessKey,
-#                       DeleteAccessKey on the iam-access-key users
+#                       DeleteAccessKey, GetAccessKeyLastUsed (an Active key no version holds
+#                       is deleted only if it was never used) on the iam-access-key users
 #   health-probe        DescribeSecret, ListSecretVersionIds, GetSecretValue
 #   promote             DescribeSecret, ListSecretVersionIds, UpdateSecretVersionStage
 #   rollback            DescribeSecret, ListSecretVersionIds, GetSecretValue (an IAM key
@@ -91,7 +92,7 @@ locals {
       local.has_iam_users ? [{
         Sid      = "CreateTheNewAccessKeyOfTheManagedUsers"
         Effect   = "Allow"
-        Action   = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys"]
+        Action   = ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys"]
         Resource = local.iam_user_arns
       }] : [],
     )

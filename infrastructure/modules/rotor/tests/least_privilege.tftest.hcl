@@ -192,7 +192,7 @@ run "every_policy_is_least_privilege" {
     condition = sort(distinct(flatten([for s in jsondecode(output.iam_policies["stage-pending"]).Statement : s.Action]))) == sort([
       "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds", "secretsmanager:PutSecretValue",
       "kms:Decrypt", "kms:GenerateDataKey",
-      "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys",
+      "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys",
       "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
     ])
     error_message = "stage-pending's actions are not exactly its list."
