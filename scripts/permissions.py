@@ -631,6 +631,12 @@ def must_deny(dep: Deployment) -> list:
                 rows.append((ci_deploy, action, roles[ci_rotate]["arn"], {"iam:PermissionsBoundary": b} if b else {}, "ci-deploy never edits ci-rotate"))
         rows.append((ci_deploy, "iam:UpdateAssumeRolePolicy", roles[ci_deploy]["arn"], {}, "ci-deploy never edits itself"))
         rows.append((ci_deploy, "kms:PutKeyPolicy", key, {}, "ci-deploy never changes the key policy"))
+        # PassRole is per role: each role only to the service that assumes it.
+        wrong_service = [(dep.role("stage-pending"), "states.amazonaws.com"), (dep.role("stage-pending"), "ec2.amazonaws.com"),
+                         (dep.role("rotation-sfn"), "lambda.amazonaws.com"), (dep.role("scheduler"), "states.amazonaws.com")]
+        for role, service in wrong_service:
+            if role in roles:
+                rows.append((ci_deploy, "iam:PassRole", roles[role]["arn"], {"iam:PassedToService": service}, "ci-deploy passes each role only to its own service"))
     for f in FUNCTIONS:
         role = dep.role(f)
         if role not in roles:

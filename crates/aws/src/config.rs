@@ -170,6 +170,7 @@ impl AwsAdapters {
             audit: self.audit.clone(),
             prober: Arc::new(prober),
             clock: Arc::new(SystemClock),
+            probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
         })
     }
 }

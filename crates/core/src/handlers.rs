@@ -235,6 +235,10 @@ pub async fn health_probe(svc: &Services, req: HealthProbeInput) -> Result<Healt
                     "no rotor:probe tag: the candidate probe was skipped".into(),
                 ));
             };
+            // The destination is checked before the candidate is even read.
+            if let Some(base) = policy.probe_url.as_deref().or(probe::default_base(name)) {
+                svc.probe_hosts.check(name, base)?;
+            }
             let (_, value) = svc
                 .store
                 .get_value(&req.secret_id, &Version::Id(req.version_id.clone()))

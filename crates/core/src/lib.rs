@@ -15,6 +15,7 @@ pub mod limits;
 pub mod policy;
 pub mod ports;
 pub mod probe;
+pub mod probe_destination;
 pub mod secret;
 
 pub use error::{Result, RotorError};

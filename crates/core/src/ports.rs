@@ -251,4 +251,7 @@ pub struct Services {
     pub prober: Arc<dyn HttpProber>,
     pub audit: Arc<dyn AuditSink>,
     pub clock: Arc<dyn Clock>,
+    /// Where a candidate probe may go besides the presets' own hosts and loopback (the
+    /// deployment's allow-list, [`crate::probe_destination`]).
+    pub probe_hosts: crate::probe_destination::ProbeHosts,
 }

@@ -152,6 +152,7 @@ async fn world() -> World {
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: clock.clone(),
+        probe_hosts: Default::default(),
     };
     World {
         _dir: dir,

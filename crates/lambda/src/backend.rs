@@ -33,6 +33,7 @@ pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
                 audit: Arc::new(store),
                 prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
                 clock: Arc::new(SystemClock),
+                probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
             })
         }
         other => Err(RotorError::input(format!(

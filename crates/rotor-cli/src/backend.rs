@@ -200,7 +200,7 @@ impl Backend {
         candidate: bool,
     ) -> Result<(Services, LocalStore)> {
         match self {
-            Backend::Local(store) => Ok((store::services(store), store.clone())),
+            Backend::Local(store) => Ok((store::services(store)?, store.clone())),
             Backend::Aws(aws) => {
                 let key = if candidate {
                     aws.candidate_key(secret_id).await?

@@ -238,7 +238,7 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
                 };
                 let f = execute(
                     &store,
-                    store::services(&store),
+                    store::services(&store)?,
                     input(&id, action, ct, reason),
                     Run::default(),
                     live,
@@ -396,7 +396,7 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
         });
         let f = execute_observed(
             &store,
-            store::services(&store),
+            store::services(&store)?,
             input(&id, Action::Rotate, None, "demo: old key still used during grace"),
             Run::default(),
             live,

@@ -26,8 +26,9 @@ pub fn open(flag: Option<PathBuf>) -> Result<LocalStore> {
 
 /// The embedded default: the local store stands in for Secrets Manager, KMS, IAM and
 /// CloudWatch; probes are real HTTP requests.
-pub fn services(store: &LocalStore) -> Services {
-    Services {
+/// The probe allow-list is `ROTOR_PROBE_ALLOWED_HOSTS`, as in the health-probe function.
+pub fn services(store: &LocalStore) -> Result<Services> {
+    Ok(Services {
         store: Arc::new(store.clone()),
         kms: Arc::new(store.clone()),
         iam: Arc::new(store.clone()),
@@ -35,7 +36,8 @@ pub fn services(store: &LocalStore) -> Services {
         audit: Arc::new(store.clone()),
         prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
         clock: Arc::new(SystemClock),
-    }
+        probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
+    })
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

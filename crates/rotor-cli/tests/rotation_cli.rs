@@ -1375,8 +1375,8 @@ fn text_lines(rotor: &Rotor, args: &[&str], lines: usize) -> String {
     let out = rotor.run(args);
     out.expect_ok();
     let (stdout, stderr) = (out.stdout(), out.stderr());
-    assert_eq!(raw_controls(&stdout), [], "{}", out.show());
-    assert_eq!(raw_controls(&stderr), [], "{}", out.show());
+    assert_eq!(raw_controls(&stdout), Vec::<char>::new(), "{}", out.show());
+    assert_eq!(raw_controls(&stderr), Vec::<char>::new(), "{}", out.show());
     assert_eq!(stdout.lines().count(), lines, "{}", out.show());
     stdout
 }
@@ -1405,7 +1405,7 @@ fn forged_reason_requester_and_tags_cannot_add_lines_or_escapes_to_text_output()
     let rejected = rotor.rotate(id, &unissued_openai_key(), &forged);
     rejected.expect_code(3);
     for out in [&rotated, &rejected] {
-        assert_eq!(raw_controls(&out.text()), [], "{}", out.show());
+        assert_eq!(raw_controls(&out.text()), Vec::<char>::new(), "{}", out.show());
     }
 
     // Stored exactly as given (JSON escapes them)...
@@ -1452,4 +1452,38 @@ fn forged_reason_requester_and_tags_cannot_add_lines_or_escapes_to_text_output()
         ),
         "{text}"
     );
+}
+
+/// A `rotor:probe-url` that is not the preset's own host, not on `ROTOR_PROBE_ALLOWED_HOSTS`,
+/// or not https:// is refused at HealthProbe, before the candidate is read: the key never goes
+/// there, AWSCURRENT stays, the message names the tag, the host and the allow-list.
+#[test]
+fn a_candidate_is_never_sent_to_a_host_the_deployment_did_not_allow() {
+    let standin = StandIn::start();
+    let rotor = Rotor::new("probe-destination");
+    for (id, url, needles) in [
+        (
+            "app/redirected_key",
+            "https://attacker.example",
+            &["rotor:probe-url", "attacker.example", "ROTOR_PROBE_ALLOWED_HOSTS"][..],
+        ),
+        (
+            "app/plain_http_key",
+            "http://api.openai.com",
+            &["rotor:probe-url", "https://"][..],
+        ),
+    ] {
+        let current = standin.issue_key("openai");
+        rotor.create_vendor_secret(id, &current, url, &[]);
+        let out = rotor.rotate(id, &standin.issue_key("openai"), &["--json"]);
+        out.expect_code(3);
+        assert_eq!(out.json()["error"], "Input.Invalid", "{}", out.show());
+        let text = out.text();
+        for needle in needles {
+            assert!(text.contains(needle), "{needle}: {}", out.show());
+        }
+        assert_eq!(rotor.reveal(id, "AWSCURRENT").as_deref(), Some(current.as_str()));
+        let last = rotor.executions().last().cloned().unwrap();
+        assert_eq!(last["error"], "Input.Invalid", "{last}");
+    }
 }

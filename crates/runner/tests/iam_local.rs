@@ -70,6 +70,7 @@ async fn world(extra_tags: &[(&str, &str)]) -> World {
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: Arc::new(SystemClock),
+        probe_hosts: Default::default(),
     };
     let secrets = Mutex::new(vec![old.secret_access_key.expose().to_string()]);
     World {

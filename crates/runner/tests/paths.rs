@@ -695,6 +695,7 @@ async fn local() -> Local {
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: Arc::new(SystemClock),
+        probe_hosts: Default::default(),
     };
     Local {
         _dir: dir,

@@ -261,90 +261,104 @@ locals {
         Resource = local.bounded_role_arns
       },
       {
-        Sid      = "PassTheRolesToTheirServices"
-        Effect   = "Allow"
-        Action   = ["iam:PassRole"]
-        Resource = local.passed_role_arns
-        Condition = {
-          StringEquals = { "iam:PassedToService" = ["lambda.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com"] }
-        }
+        Sid       = "PassTheFunctionRolesToLambdaOnly"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = [for r in values(aws_iam_role.function) : r.arn]
+        Condition = { StringEquals = { "iam:PassedToService" = "lambda.amazonaws.com" } }
       },
       {
-        Sid    = "ManageTheLogGroups"
-        Effect = "Allow"
-        Action = [
-          "logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:DeleteRetentionPolicy",
-          "logs:DisassociateKmsKey", "logs:PutRetentionPolicy", "logs:TagLogGroup", "logs:TagResource",
-          "logs:UntagLogGroup", "logs:UntagResource",
-        ]
-        Resource = local.log_group_patterns
+        Sid       = "PassTheStateMachineRolesToStepFunctionsOnly"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = concat([aws_iam_role.state_machine.arn], aws_iam_role.age_check[*].arn)
+        Condition = { StringEquals = { "iam:PassedToService" = "states.amazonaws.com" } }
       },
-      {
-        Sid    = "ManageTheStateMachines"
-        Effect = "Allow"
-        Action = [
-          "states:CreateStateMachine", "states:DeleteStateMachine", "states:TagResource",
-          "states:UntagResource", "states:UpdateStateMachine",
-        ]
-        Resource = local.state_machine_patterns
-      },
-      {
-        Sid    = "ManageTheSchedules"
-        Effect = "Allow"
-        Action = [
-          "scheduler:CreateSchedule", "scheduler:CreateScheduleGroup", "scheduler:DeleteSchedule",
-          "scheduler:DeleteScheduleGroup", "scheduler:TagResource", "scheduler:UntagResource",
-          "scheduler:UpdateSchedule",
-        ]
-        Resource = local.schedule_patterns
-      },
-      {
-        Sid    = "ManageTheAlarmTopic"
-        Effect = "Allow"
-        Action = [
-          "sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes",
-          "sns:Subscribe", "sns:TagResource", "sns:UntagResource",
-        ]
-        Resource = local.topic_patterns
-      },
-      {
-        # A subscription's own actions have no resource-level permissions (Service
-        # Authorization Reference): on a topic ARN they would never match.
-        Sid      = "ManageTheAlarmSubscriptions"
-        Effect   = "Allow"
-        Action   = ["sns:SetSubscriptionAttributes", "sns:Unsubscribe"]
-        Resource = "*"
-      },
-      {
-        Sid      = "ManageTheAlarms"
-        Effect   = "Allow"
-        Action   = ["cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
-        Resource = local.alarm_patterns
-      },
-      {
-        Sid    = "NeverChangeTheCiRolesOrTheBoundary"
-        Effect = "Deny"
-        Action = concat(local.iam_writes_on_roles, [
-          "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:DeleteRole",
-          "iam:DeleteRolePermissionsBoundary", "iam:SetDefaultPolicyVersion", "iam:UpdateAssumeRolePolicy",
-        ])
-        Resource = [local.ci_deploy_arn, local.ci_plan_arn, "${local.iam_arn}:role/${local.prefix}-ci-rotate", local.boundary_arn, local.deploy_policy_arn]
-      },
-      {
-        Sid      = "NeverRemoveABoundary"
-        Effect   = "Deny"
-        Action   = ["iam:DeleteRolePermissionsBoundary"]
-        Resource = [local.deploy_role_arns]
-      },
-      {
-        Sid    = "NeverChangeTheKeysPolicyOrLifetime"
-        Effect = "Deny"
-        Action = [
-          "kms:CancelKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy",
-          "kms:ScheduleKeyDeletion",
-        ]
-        Resource = local.kms_key_arns
-      },
+      ],
+      length(aws_iam_role.scheduler) > 0 ? [{
+        Sid       = "PassTheSchedulerRoleToSchedulerOnly"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = aws_iam_role.scheduler[*].arn
+        Condition = { StringEquals = { "iam:PassedToService" = "scheduler.amazonaws.com" } }
+      }] : [],
+      [
+        {
+          Sid    = "ManageTheLogGroups"
+          Effect = "Allow"
+          Action = [
+            "logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:DeleteRetentionPolicy",
+            "logs:DisassociateKmsKey", "logs:PutRetentionPolicy", "logs:TagLogGroup", "logs:TagResource",
+            "logs:UntagLogGroup", "logs:UntagResource",
+          ]
+          Resource = local.log_group_patterns
+        },
+        {
+          Sid    = "ManageTheStateMachines"
+          Effect = "Allow"
+          Action = [
+            "states:CreateStateMachine", "states:DeleteStateMachine", "states:TagResource",
+            "states:UntagResource", "states:UpdateStateMachine",
+          ]
+          Resource = local.state_machine_patterns
+        },
+        {
+          Sid    = "ManageTheSchedules"
+          Effect = "Allow"
+          Action = [
+            "scheduler:CreateSchedule", "scheduler:CreateScheduleGroup", "scheduler:DeleteSchedule",
+            "scheduler:DeleteScheduleGroup", "scheduler:TagResource", "scheduler:UntagResource",
+            "scheduler:UpdateSchedule",
+          ]
+          Resource = local.schedule_patterns
+        },
+        {
+          Sid    = "ManageTheAlarmTopic"
+          Effect = "Allow"
+          Action = [
+            "sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes",
+            "sns:Subscribe", "sns:TagResource", "sns:UntagResource",
+          ]
+          Resource = local.topic_patterns
+        },
+        {
+          # A subscription's own actions have no resource-level permissions (Service
+          # Authorization Reference): on a topic ARN they would never match.
+          Sid      = "ManageTheAlarmSubscriptions"
+          Effect   = "Allow"
+          Action   = ["sns:SetSubscriptionAttributes", "sns:Unsubscribe"]
+          Resource = "*"
+        },
+        {
+          Sid      = "ManageTheAlarms"
+          Effect   = "Allow"
+          Action   = ["cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:TagResource", "cloudwatch:UntagResource"]
+          Resource = local.alarm_patterns
+        },
+        {
+          Sid    = "NeverChangeTheCiRolesOrTheBoundary"
+          Effect = "Deny"
+          Action = concat(local.iam_writes_on_roles, [
+            "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:DeleteRole",
+            "iam:DeleteRolePermissionsBoundary", "iam:SetDefaultPolicyVersion", "iam:UpdateAssumeRolePolicy",
+          ])
+          Resource = [local.ci_deploy_arn, local.ci_plan_arn, "${local.iam_arn}:role/${local.prefix}-ci-rotate", local.boundary_arn, local.deploy_policy_arn]
+        },
+        {
+          Sid      = "NeverRemoveABoundary"
+          Effect   = "Deny"
+          Action   = ["iam:DeleteRolePermissionsBoundary"]
+          Resource = [local.deploy_role_arns]
+        },
+        {
+          Sid    = "NeverChangeTheKeysPolicyOrLifetime"
+          Effect = "Deny"
+          Action = [
+            "kms:CancelKeyDeletion", "kms:DisableKey", "kms:DisableKeyRotation", "kms:PutKeyPolicy",
+            "kms:ScheduleKeyDeletion",
+          ]
+          Resource = local.kms_key_arns
+        },
     ])
   }
 
@@ -365,7 +379,8 @@ locals {
   # with each region (key ARNs, service endpoints, secret patterns).
   ci_deploy_account_sids = [
     "ListTheStateBucketAtTheStateKey", "ReadAndWriteTheStateAndItsLock",
-    "ChangeRolePoliciesOnlyUnderTheBoundary", "TagAndDescribeTheRoles", "PassTheRolesToTheirServices",
+    "ChangeRolePoliciesOnlyUnderTheBoundary", "TagAndDescribeTheRoles", "PassTheFunctionRolesToLambdaOnly",
+    "PassTheStateMachineRolesToStepFunctionsOnly", "PassTheSchedulerRoleToSchedulerOnly",
     "NeverChangeTheCiRolesOrTheBoundary", "NeverRemoveABoundary",
   ]
   ci_deploy_policies = {

@@ -102,7 +102,9 @@ resource "aws_iam_role" "ci_rotate" {
   description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) starting rotations; never reads a secret"
   assume_role_policy   = jsonencode(local.github_assume_role_policy)
   permissions_boundary = aws_iam_policy.boundary.arn
-  max_session_duration = 3600
+  # 3 hours: the workflows wait for the execution (rotor start --wait --timeout 7200) under
+  # credentials they ask for with role-duration-seconds 9000.
+  max_session_duration = 10800
   tags                 = local.tags
 }
 

@@ -25,6 +25,11 @@
 # sts:GetCallerIdentity (health-probe of IAM keys) needs no permission.
 
 locals {
+  # aws:SourceAccount only: AWS documents aws:SourceArn for Lambda where a function is the
+  # target of a call (its resource policy), not in an execution role's trust; a condition key
+  # Lambda does not send would make every function unable to run, and no offline test can
+  # show which. The role is confined to its function by name, PassRole (deploy.tf: only
+  # ci-deploy passes it, only to lambda.amazonaws.com) and the boundary.
   lambda_assume_role_policy = {
     Version = "2012-10-17"
     Statement = [{

@@ -24,6 +24,12 @@ locals {
     ROTOR_KMS_KEY_ID = aws_kms_key.this.arn
     RUST_LOG         = var.log_level
   }
+  # Only health-probe sends a candidate anywhere (crates/core/src/probe_destination.rs).
+  function_environments = {
+    for f in local.function_names : f => f == "health-probe" && length(var.probe_allowed_hosts) > 0 ? merge(local.function_environment, {
+      ROTOR_PROBE_ALLOWED_HOSTS = join(",", var.probe_allowed_hosts)
+    }) : local.function_environment
+  }
 }
 
 resource "aws_cloudwatch_log_group" "function" {
@@ -56,7 +62,7 @@ resource "aws_lambda_function" "this" {
   tags                           = local.tags
 
   environment {
-    variables = local.function_environment
+    variables = local.function_environments[each.key]
   }
 
   tracing_config {

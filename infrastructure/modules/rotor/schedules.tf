@@ -177,7 +177,7 @@ resource "aws_iam_role" "age_check" {
 
   name                 = "${local.prefix}-age-check-sfn"
   description          = "rotor ${var.environment}: the age check state machine (lists versions, puts SecretAgeDays)"
-  assume_role_policy   = jsonencode(local.states_assume_role_policy)
+  assume_role_policy   = jsonencode(local.states_assume_role_policies["age_check"])
   permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags

@@ -13,16 +13,21 @@ resource "aws_cloudwatch_log_group" "state_machine" {
 }
 
 locals {
-  states_assume_role_policy = {
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "states.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = {
-        StringEquals = { "aws:SourceAccount" = local.account_id }
-      }
-    }]
+  # Step Functions sends the state machine's ARN as aws:SourceArn when it assumes the role
+  # (AWS's confused-deputy guidance for Step Functions): each role trusts its one state machine.
+  states_assume_role_policies = {
+    for name, arn in { rotation = local.state_machine_arn, age_check = local.age_check_arn } : name => {
+      Version                   = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Principal = { Service = "states.amazonaws.com" }
+        Action    = "sts:AssumeRole"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = arn }
+        }
+      }]
+    }
   }
 
   # Log delivery (CreateLogDelivery & co.) and X-Ray have no resource-level permissions: AWS
@@ -81,7 +86,7 @@ locals {
 resource "aws_iam_role" "state_machine" {
   name                 = "${local.prefix}-rotation-sfn"
   description          = "rotor ${var.environment}: the rotation state machine (invokes the six functions only)"
-  assume_role_policy   = jsonencode(local.states_assume_role_policy)
+  assume_role_policy   = jsonencode(local.states_assume_role_policies["rotation"])
   permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
   tags                 = local.tags

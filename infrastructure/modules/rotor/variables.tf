@@ -234,6 +234,17 @@ variable "log_level" {
   }
 }
 
+variable "probe_allowed_hosts" {
+  description = "Hosts, besides each vendor preset's own, that a candidate probe may be sent to (a rotor:probe-url override must be https:// and name one of them); the health-probe function's ROTOR_PROBE_ALLOWED_HOSTS. Empty: presets only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for h in var.probe_allowed_hosts : can(regex("^[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*$", h))])
+    error_message = "probe_allowed_hosts must be bare host names such as api.example.com (no scheme, port, path or wildcard)."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention of every log group (functions and state machines), in days."
   type        = number

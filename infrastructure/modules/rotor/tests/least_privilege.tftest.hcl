@@ -715,3 +715,73 @@ run "replica_regions_need_replica_keys" {
 
   expect_failures = [var.replica_kms_key_arns]
 }
+
+# Issue 11's smaller gaps: PassRole per role and service, each state machine role trusts its own
+# state machine, ci-rotate's credentials outlast the workflows' two-hour wait.
+run "roles_are_passed_and_trusted_one_by_one" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for st in flatten([for k, p in aws_iam_policy.ci_deploy : jsondecode(p.policy).Statement]) :
+      length(st.Condition.StringEquals) == 1 && can(tostring(st.Condition.StringEquals["iam:PassedToService"]))
+      if contains(flatten([st.Action]), "iam:PassRole")
+    ])
+    error_message = "A PassRole statement names more than one service (or none)."
+  }
+  assert {
+    condition = {
+      for st in flatten([for k, p in aws_iam_policy.ci_deploy : jsondecode(p.policy).Statement]) :
+      st.Condition.StringEquals["iam:PassedToService"] => sort(st.Resource)
+      if contains(flatten([st.Action]), "iam:PassRole")
+      } == {
+      "lambda.amazonaws.com"    = sort([for r in values(aws_iam_role.function) : r.arn])
+      "states.amazonaws.com"    = sort(concat([aws_iam_role.state_machine.arn], aws_iam_role.age_check[*].arn))
+      "scheduler.amazonaws.com" = sort(aws_iam_role.scheduler[*].arn)
+    }
+    error_message = "ci-deploy may pass a role to a service other than its own."
+  }
+  assert {
+    condition = (
+      one(jsondecode(aws_iam_role.state_machine.assume_role_policy).Statement).Condition.ArnLike["aws:SourceArn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:rotor-test-rotation"
+      && one(jsondecode(aws_iam_role.age_check[0].assume_role_policy).Statement).Condition.ArnLike["aws:SourceArn"] == "arn:aws:states:us-east-1:123456789012:stateMachine:rotor-test-age-check"
+    )
+    error_message = "A state machine role does not trust its own state machine only (aws:SourceArn)."
+  }
+  assert {
+    condition     = aws_iam_role.ci_rotate.max_session_duration >= 9000
+    error_message = "ci-rotate's credentials must outlast the workflows' rotor start --wait --timeout 7200 (role-duration-seconds 9000)."
+  }
+  assert {
+    condition = alltrue([
+      for f, fn in aws_lambda_function.this : !contains(keys(fn.environment[0].variables), "ROTOR_PROBE_ALLOWED_HOSTS")
+    ])
+    error_message = "Without probe_allowed_hosts no function has an allow-list (presets only)."
+  }
+}
+
+run "the_probe_allow_list_reaches_health_probe_only" {
+  command = apply
+
+  variables {
+    probe_allowed_hosts = ["proxy.example.com", "vendor.internal"]
+  }
+
+  assert {
+    condition = alltrue([
+      for f, fn in aws_lambda_function.this :
+      lookup(fn.environment[0].variables, "ROTOR_PROBE_ALLOWED_HOSTS", null) == (f == "health-probe" ? "proxy.example.com,vendor.internal" : null)
+    ])
+    error_message = "ROTOR_PROBE_ALLOWED_HOSTS must be set on health-probe only."
+  }
+}
+
+run "the_probe_allow_list_holds_host_names_only" {
+  command = plan
+
+  variables {
+    probe_allowed_hosts = ["https://proxy.example.com"]
+  }
+
+  expect_failures = [var.probe_allowed_hosts]
+}
