@@ -275,6 +275,32 @@ fn workflows_keep_their_security_contracts() {
             }
         }
     }
+    // Credentials outlast the longest wait: role-duration-seconds above rotor start's --timeout.
+    for name in [
+        "rotate-secret.yml",
+        "rotate-secret-reusable.yml",
+        "rollback-secret.yml",
+    ] {
+        let text = std::fs::read_to_string(workflows_dir().join(name)).unwrap();
+        let timeout: u64 = text
+            .split("--timeout ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no --timeout"));
+        let doc = load(name);
+        let mut nodes = Vec::new();
+        walk(&doc, "", &mut nodes);
+        let durations: Vec<u64> = nodes
+            .iter()
+            .filter(|(p, _)| p.ends_with(".with.role-duration-seconds"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .collect();
+        assert!(!durations.is_empty(), "{name}: no role-duration-seconds (1 h by default)");
+        for d in durations {
+            assert!(d >= timeout + 600 && d <= 10800, "{name}: {d} s against --timeout {timeout}");
+        }
+    }
     assert_eq!(
         load("rotate-secret.yml")["on"]["workflow_dispatch"]["inputs"]["secret"]["type"],
         "choice"
@@ -664,7 +690,7 @@ fn context(
         ("inputs.environment", "production"),
         (
             "inputs.reason",
-            "quarterly; it's \"$(touch /tmp/rotor-pwned)\" `id`",
+            "quarterly; it's \"$(touch /tmp/rotor-pwned)\" `id` | injected | row |\n| forged | line | <img src=x onerror=alert(1)> [click](https://evil.example) **loud**",
         ),
         ("github.triggering_actor", "octo-operator"),
         ("github.run_id", "4242"),
@@ -714,6 +740,24 @@ fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
         "the summary has the candidate:\n{}",
         run.summary
     );
+
+    // What the user typed is inert in the summary: no row, line, tag, link or emphasis of its own.
+    let reason_rows: Vec<&str> = run
+        .summary
+        .lines()
+        .filter(|l| l.contains("injected") || l.contains("forged"))
+        .collect();
+    assert_eq!(reason_rows.len(), 1, "{}", run.summary);
+    assert!(reason_rows[0].starts_with("| reason | "), "{}", run.summary);
+    assert_eq!(
+        reason_rows[0].matches(" | ").count(),
+        1,
+        "the reason added table cells: {}",
+        reason_rows[0]
+    );
+    for raw in ["<img", "](https://evil", "**loud**", "`id`"] {
+        assert!(!run.summary.contains(raw), "{raw} reached the summary raw:\n{}", run.summary);
+    }
 
     let start = &run.outputs["start"];
     assert_eq!(start["secret-id"], secret_id, "{log}");
