@@ -191,6 +191,7 @@ fn module_and_every_root_validate() {
         "modules/rotor",
         "modules/rotor/modules/kms-replica",
         "environments/development",
+        "environments/staging",
         "environments/production",
         "tests/moto",
     ] {

@@ -106,7 +106,7 @@ impl Fixture for LocalFixture {
             audit: Arc::new(self.store.clone()),
             prober: Arc::new(NoProber),
             clock: Arc::new(SystemClock),
-        probe_hosts: Default::default(),
+            probe_hosts: Default::default(),
         }
     }
     async fn create_secret(

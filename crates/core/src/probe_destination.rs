@@ -54,9 +54,8 @@ impl ProbeHosts {
     /// or the secret's override). A refusal is `Input.Invalid` naming the tag and the host,
     /// never anything of the key.
     pub fn check(&self, name: &str, base: &str) -> Result<()> {
-        let url = url::Url::parse(base).map_err(|e| {
-            RotorError::input(format!("tag {TAG_PROBE_URL} is not a URL ({e})"))
-        })?;
+        let url = url::Url::parse(base)
+            .map_err(|e| RotorError::input(format!("tag {TAG_PROBE_URL} is not a URL ({e})")))?;
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
             Some(url::Host::Ipv4(ip)) if ip.is_loopback() => return Ok(()),
@@ -114,7 +113,10 @@ mod tests {
         }
         none.check("openai", "https://api.openai.com/").unwrap();
         let m = refused(&none, "openai", "https://attacker.example");
-        assert!(m.contains("attacker.example") && m.contains(ALLOWED_HOSTS_ENV), "{m}");
+        assert!(
+            m.contains("attacker.example") && m.contains(ALLOWED_HOSTS_ENV),
+            "{m}"
+        );
         // Another preset's host is not this preset's.
         refused(&none, "openai", "https://api.polygon.io");
         // The generic probe has no host of its own.
@@ -124,8 +126,12 @@ mod tests {
     #[test]
     fn an_override_must_be_https_and_on_the_allow_list() {
         let hosts = ProbeHosts::parse(" Proxy.Example.com , ,vendor.internal").unwrap();
-        hosts.check("openai", "https://proxy.example.com/v1").unwrap();
-        hosts.check("http", "https://VENDOR.internal:8443/health").unwrap();
+        hosts
+            .check("openai", "https://proxy.example.com/v1")
+            .unwrap();
+        hosts
+            .check("http", "https://VENDOR.internal:8443/health")
+            .unwrap();
         let m = refused(&hosts, "openai", "http://proxy.example.com");
         assert!(m.contains("https://"), "{m}");
         refused(&hosts, "http", "https://proxy.example.com.attacker.example");
@@ -151,13 +157,20 @@ mod tests {
 
     #[test]
     fn the_list_holds_host_names_only() {
-        for bad in ["https://a.example", "a.example:443", "*.example", "a.example/x", ".a"] {
+        for bad in [
+            "https://a.example",
+            "a.example:443",
+            "*.example",
+            "a.example/x",
+            ".a",
+        ] {
             let e = ProbeHosts::parse(bad).unwrap_err();
             assert!(e.to_string().contains(ALLOWED_HOSTS_ENV), "{e}");
         }
         assert_eq!(ProbeHosts::parse("").unwrap(), ProbeHosts::default());
-        let from = ProbeHosts::from_lookup(|n| (n == ALLOWED_HOSTS_ENV).then(|| "a.example".into()))
-            .unwrap();
+        let from =
+            ProbeHosts::from_lookup(|n| (n == ALLOWED_HOSTS_ENV).then(|| "a.example".into()))
+                .unwrap();
         from.check("http", "https://a.example").unwrap();
     }
 }

@@ -275,6 +275,36 @@ fn workflows_keep_their_security_contracts() {
             }
         }
     }
+    // Every Terraform root under infrastructure/environments is deployed by deploy.yml (plan
+    // and apply, in order: development, staging, production) and offered by the dispatches.
+    let mut roots: Vec<String> = std::fs::read_dir(repo_root().join("infrastructure/environments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    roots.sort();
+    assert_eq!(roots, ["development", "production", "staging"]);
+    let ordered = ["development", "staging", "production"];
+    for job in ["plan", "apply"] {
+        let matrix: Vec<String> = load("deploy.yml")["jobs"][job]["strategy"]["matrix"]
+            ["environment"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(matrix, ordered, "deploy.yml {job}");
+    }
+    for name in ["rotate-secret.yml", "rollback-secret.yml"] {
+        let options: Vec<String> = load(name)["on"]["workflow_dispatch"]["inputs"]["environment"]
+            ["options"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(options, ordered, "{name}");
+    }
+
     // Credentials outlast the longest wait: role-duration-seconds above rotor start's --timeout.
     for name in [
         "rotate-secret.yml",
@@ -296,9 +326,15 @@ fn workflows_keep_their_security_contracts() {
             .filter(|(p, _)| p.ends_with(".with.role-duration-seconds"))
             .map(|(_, v)| v.as_u64().unwrap())
             .collect();
-        assert!(!durations.is_empty(), "{name}: no role-duration-seconds (1 h by default)");
+        assert!(
+            !durations.is_empty(),
+            "{name}: no role-duration-seconds (1 h by default)"
+        );
         for d in durations {
-            assert!(d >= timeout + 600 && d <= 10800, "{name}: {d} s against --timeout {timeout}");
+            assert!(
+                d >= timeout + 600 && d <= 10800,
+                "{name}: {d} s against --timeout {timeout}"
+            );
         }
     }
     assert_eq!(
@@ -756,7 +792,11 @@ fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
         reason_rows[0]
     );
     for raw in ["<img", "](https://evil", "**loud**", "`id`"] {
-        assert!(!run.summary.contains(raw), "{raw} reached the summary raw:\n{}", run.summary);
+        assert!(
+            !run.summary.contains(raw),
+            "{raw} reached the summary raw:\n{}",
+            run.summary
+        );
     }
 
     let start = &run.outputs["start"];

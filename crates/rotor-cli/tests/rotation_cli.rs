@@ -1405,7 +1405,12 @@ fn forged_reason_requester_and_tags_cannot_add_lines_or_escapes_to_text_output()
     let rejected = rotor.rotate(id, &unissued_openai_key(), &forged);
     rejected.expect_code(3);
     for out in [&rotated, &rejected] {
-        assert_eq!(raw_controls(&out.text()), Vec::<char>::new(), "{}", out.show());
+        assert_eq!(
+            raw_controls(&out.text()),
+            Vec::<char>::new(),
+            "{}",
+            out.show()
+        );
     }
 
     // Stored exactly as given (JSON escapes them)...
@@ -1465,7 +1470,11 @@ fn a_candidate_is_never_sent_to_a_host_the_deployment_did_not_allow() {
         (
             "app/redirected_key",
             "https://attacker.example",
-            &["rotor:probe-url", "attacker.example", "ROTOR_PROBE_ALLOWED_HOSTS"][..],
+            &[
+                "rotor:probe-url",
+                "attacker.example",
+                "ROTOR_PROBE_ALLOWED_HOSTS",
+            ][..],
         ),
         (
             "app/plain_http_key",
@@ -1482,7 +1491,10 @@ fn a_candidate_is_never_sent_to_a_host_the_deployment_did_not_allow() {
         for needle in needles {
             assert!(text.contains(needle), "{needle}: {}", out.show());
         }
-        assert_eq!(rotor.reveal(id, "AWSCURRENT").as_deref(), Some(current.as_str()));
+        assert_eq!(
+            rotor.reveal(id, "AWSCURRENT").as_deref(),
+            Some(current.as_str())
+        );
         let last = rotor.executions().last().cloned().unwrap();
         assert_eq!(last["error"], "Input.Invalid", "{last}");
     }

@@ -1,0 +1,85 @@
+# rotor, staging: production's shape (two regions, the same kinds of secrets, the same policies)
+# under staging/ names, rotating a few days before production does, so a change meets a
+# production-like deployment first. Deploy as production:
+#   scripts/package
+#   terraform -chdir=infrastructure/environments/staging init -backend-config=backend.hcl
+#   terraform -chdir=infrastructure/environments/staging apply -var github_repository=owner/name
+# backend.hcl (not committed) names the state bucket: bucket, key (rotor/staging.tfstate, as
+# .github/workflows/deploy.yml uses), region, use_lockfile = true. Pass the same bucket and key
+# as -var terraform_state_bucket=... -var terraform_state_key=... so ci-plan/ci-deploy may use them.
+
+terraform {
+  required_version = ">= 1.9.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.100.0, < 6.0.0"
+    }
+  }
+
+  backend "s3" {}
+}
+
+provider "aws" {
+  region = var.region
+}
+
+# One provider per extra region: the KMS replica key is created there.
+provider "aws" {
+  alias  = "replica"
+  region = var.replica_region
+}
+
+module "kms_replica" {
+  source = "../../modules/rotor/modules/kms-replica"
+  providers = {
+    aws = aws.replica
+  }
+
+  primary_key_arn = module.rotor.kms_key_arn
+  description     = module.rotor.kms_key_description
+  tags            = { application = "rotor", environment = "staging" }
+}
+
+module "rotor" {
+  source = "../../modules/rotor"
+
+  environment            = "staging"
+  regions                = [var.region, var.replica_region]
+  replica_kms_key_arns   = { (var.replica_region) = module.kms_replica.arn }
+  lambda_zip_dir         = coalesce(var.lambda_zip_dir, "${path.root}/../../../target/lambda-zips")
+  lambda_architecture    = var.lambda_architecture
+  github_repository      = var.github_repository
+  github_environment     = "staging"
+  terraform_state_bucket = var.terraform_state_bucket
+  terraform_state_key    = var.terraform_state_key
+  alarm_email_addresses  = var.alarm_email_addresses
+
+  secrets = {
+    openai = {
+      name           = "staging/openai_api_key"
+      kind           = "vendor-api-key"
+      probe          = "openai"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+    }
+    session = {
+      name                   = "staging/session_signing_key"
+      kind                   = "generated"
+      length                 = 64
+      charset                = "url-safe"
+      wait_consumers_seconds = 300
+      schedule               = "cron(0 4 28 * ? *)"
+    }
+    deployer = {
+      name                   = "staging/deployer_access_key"
+      kind                   = "iam-access-key"
+      iam_user               = "rotor-staging-deployer"
+      wait_consumers_seconds = 300
+      grace_seconds          = 86400
+      schedule               = "cron(0 5 28 */3 ? *)"
+    }
+  }
+}
