@@ -275,6 +275,85 @@ fn workflows_keep_their_security_contracts() {
             }
         }
     }
+    // A job that can get an OIDC token builds nothing: what compiles (build scripts,
+    // dependencies) runs in a job without id-token, and the result comes in as an artifact.
+    let builds = |job: &Value| {
+        job["steps"].as_sequence().unwrap().iter().any(|st| {
+            st["run"].as_str().is_some_and(|r| {
+                ["cargo ", "scripts/package", "npm ", "make "]
+                    .iter()
+                    .any(|b| r.contains(b))
+            })
+        })
+    };
+    for name in WORKFLOWS {
+        let doc = load(name);
+        let jobs = doc["jobs"].as_mapping().unwrap();
+        for (job_name, job) in jobs {
+            let job_name = job_name.as_str().unwrap();
+            if job["permissions"]["id-token"].as_str() != Some("write") {
+                continue;
+            }
+            assert!(
+                !builds(job),
+                "{name} {job_name}: builds in a job with id-token: write"
+            );
+            let needs: Vec<&str> = match &job["needs"] {
+                Value::String(n) => vec![n.as_str()],
+                Value::Sequence(ns) => ns.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let builders: Vec<&str> = needs
+                .into_iter()
+                .filter(|n| builds(&doc["jobs"][*n]))
+                .collect();
+            assert!(
+                !builders.is_empty(),
+                "{name} {job_name}: takes its build from no job"
+            );
+            for b in builders {
+                assert!(
+                    doc["jobs"][b]["permissions"]["id-token"].is_null(),
+                    "{name} {b}: a build job with id-token"
+                );
+                let uploads = doc["jobs"][b]["steps"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|st| {
+                        st["uses"]
+                            .as_str()
+                            .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+                    });
+                let downloads = job["steps"].as_sequence().unwrap().iter().any(|st| {
+                    st["uses"]
+                        .as_str()
+                        .is_some_and(|u| u.starts_with("actions/download-artifact@"))
+                });
+                assert!(
+                    uploads && downloads,
+                    "{name}: {b} -> {job_name} without an artifact"
+                );
+            }
+        }
+    }
+    // ci-deploy's subject is its own environment, <env>-deploy; the routine jobs run in <env>.
+    assert_eq!(
+        load("deploy.yml")["jobs"]["apply"]["environment"].as_str(),
+        Some("${{ matrix.environment }}-deploy")
+    );
+    for (name, job) in [
+        ("rotate-secret.yml", "rotate"),
+        ("rotate-secret-reusable.yml", "rotate"),
+        ("rollback-secret.yml", "rollback"),
+    ] {
+        assert_eq!(
+            load(name)["jobs"][job]["environment"].as_str(),
+            Some("${{ inputs.environment }}"),
+            "{name}"
+        );
+    }
+
     // Every Terraform root under infrastructure/environments is deployed by deploy.yml (plan
     // and apply, in order: development, staging, production) and offered by the dispatches.
     let mut roots: Vec<String> = std::fs::read_dir(repo_root().join("infrastructure/environments"))

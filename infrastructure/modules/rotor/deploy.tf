@@ -484,9 +484,18 @@ resource "aws_iam_role_policy_attachment" "ci_plan" {
 }
 
 resource "aws_iam_role" "ci_deploy" {
-  name                 = "${local.prefix}-ci-deploy"
-  description          = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${var.github_environment}) running terraform apply"
-  assume_role_policy   = jsonencode(local.github_assume_role_policy)
+  name        = "${local.prefix}-ci-deploy"
+  description = "rotor ${var.environment}: GitHub Actions (${var.github_repository}, environment ${local.github_deploy_environment}) running terraform apply"
+  # Its own subject: a job of the routine environment (rotate, rollback) cannot assume it.
+  assume_role_policy = jsonencode(merge(local.github_assume_role_policy, {
+    Statement = [merge(local.github_assume_role_policy.Statement[0], {
+      Sid = "GitHubActionsOfTheDeployEnvironmentOnly"
+      Condition = { StringEquals = {
+        "${local.github_oidc_url}:aud" = "sts.amazonaws.com"
+        "${local.github_oidc_url}:sub" = local.github_deploy_subject
+      } }
+    })]
+  }))
   max_session_duration = 3600
   tags                 = local.tags
 }

@@ -45,6 +45,8 @@ locals {
   metric_namespace          = "Rotor"
   github_oidc_url           = "token.actions.githubusercontent.com"
   github_oidc_subject       = "repo:${var.github_repository}:environment:${var.github_environment}"
+  github_deploy_environment = coalesce(var.github_deploy_environment, "${var.github_environment}-deploy")
+  github_deploy_subject     = "repo:${var.github_repository}:environment:${local.github_deploy_environment}"
   github_oidc_provider_arn  = coalesce(var.github_oidc_provider_arn, try(aws_iam_openid_connect_provider.github[0].arn, null))
   secrets_manager_endpoints = [for r in var.regions : "secretsmanager.${r}.amazonaws.com"]
 

@@ -59,7 +59,7 @@ output "ci_rotate_role_arn" {
 }
 
 output "ci_deploy_role_arn" {
-  description = "Role of the deploy workflow's apply job (terraform apply of this deployment; GitHub environment <github_environment>)."
+  description = "Role of the deploy workflow's apply job (terraform apply of this deployment; GitHub environment <github_deploy_environment>, default <github_environment>-deploy)."
   value       = aws_iam_role.ci_deploy.arn
 }
 

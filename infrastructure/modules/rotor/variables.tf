@@ -309,6 +309,21 @@ variable "github_environment" {
   }
 }
 
+variable "github_deploy_environment" {
+  description = "GitHub Actions environment whose jobs may assume ci-deploy (deploy.yml's apply job): a different subject from ci-rotate's, so the routine rotate and rollback jobs cannot deploy. Give it its own required reviewers and a deployment branch rule of the default branch only. Default: <github_environment>-deploy."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_deploy_environment == null || can(regex("^[A-Za-z0-9_.-]{1,255}$", var.github_deploy_environment))
+    error_message = "github_deploy_environment must be a GitHub environment name (letters, digits, _ . -)."
+  }
+  validation {
+    condition     = var.github_deploy_environment != var.github_environment
+    error_message = "github_deploy_environment must differ from github_environment: one token must not open both ci-rotate and ci-deploy."
+  }
+}
+
 variable "github_oidc_provider_arn" {
   description = "ARN of an existing IAM OIDC provider for token.actions.githubusercontent.com (an account holds one per URL). Null: this module creates it."
   type        = string

@@ -448,15 +448,16 @@ run "schedules_and_ci_roles" {
     ])
     error_message = "ci-rotate may do more than start rotations and encrypt candidates."
   }
+  # ci-rotate and ci-deploy trust different subjects: one token never opens both.
   assert {
     condition = alltrue([
-      for r in [aws_iam_role.ci_rotate, aws_iam_role.ci_deploy] :
-      jsondecode(r.assume_role_policy).Statement[0].Condition.StringEquals == {
+      for r, env in { (aws_iam_role.ci_rotate.assume_role_policy) = "production", (aws_iam_role.ci_deploy.assume_role_policy) = "production-deploy" } :
+      jsondecode(r).Statement[0].Condition.StringEquals == {
         "token.actions.githubusercontent.com:aud" = "sts.amazonaws.com"
-        "token.actions.githubusercontent.com:sub" = "repo:example-org/rotor:environment:production"
-      } && length(jsondecode(r.assume_role_policy).Statement) == 1
+        "token.actions.githubusercontent.com:sub" = "repo:example-org/rotor:environment:${env}"
+      } && length(jsondecode(r).Statement) == 1
     ])
-    error_message = "The CI roles must trust only the configured repository and environment."
+    error_message = "ci-rotate must trust the environment only, ci-deploy its deploy environment only."
   }
   assert {
     condition = (sort(distinct(flatten([for s in jsondecode(output.consumer_policy_json).Statement : s.Action]))) == tolist(["kms:Decrypt", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"])
@@ -784,4 +785,27 @@ run "the_probe_allow_list_holds_host_names_only" {
   }
 
   expect_failures = [var.probe_allowed_hosts]
+}
+
+run "ci_deploy_never_shares_ci_rotates_subject" {
+  command = plan
+
+  variables {
+    github_deploy_environment = "production"
+  }
+
+  expect_failures = [var.github_deploy_environment]
+}
+
+run "ci_deploy_takes_the_deploy_environment_it_is_given" {
+  command = apply
+
+  variables {
+    github_deploy_environment = "production-terraform"
+  }
+
+  assert {
+    condition     = jsondecode(aws_iam_role.ci_deploy.assume_role_policy).Statement[0].Condition.StringEquals["token.actions.githubusercontent.com:sub"] == "repo:example-org/rotor:environment:production-terraform"
+    error_message = "ci-deploy does not trust the given deploy environment."
+  }
 }
