@@ -181,6 +181,20 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
             "the candidate is the current value: nothing would rotate",
         ));
     }
+    // One rotation at a time, even across this handler's reads: a concurrent rotation may have
+    // promoted (and cleared its AWSPENDING) while the candidate was decrypted and checked,
+    // which would stage this one on a stale AWSCURRENT. Look again just before staging.
+    // (Secrets Manager has no compare-and-swap on PutSecretValue; put_pending's own read still
+    // refuses an AWSPENDING staged in the remaining moment, and Promote's check refuses the rest.)
+    let again = svc.store.describe(id).await?;
+    let now = current_of(&again)?.version_id.clone();
+    if now != current.version_id {
+        return Err(RotorError::Conflict {
+            secret_id: id.clone(),
+            expected: current.version_id.clone(),
+            found: now,
+        });
+    }
     let version = svc.store.put_pending(id, &token, &candidate).await?;
     Ok(staged_output(
         &info,

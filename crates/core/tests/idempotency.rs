@@ -1164,3 +1164,94 @@ async fn iam_key_limit_and_stale_key_replays() {
     assert_eq!(again, expected);
     assert_eq!(w.iam_key_ids().await.len(), 2);
 }
+
+/// The store of `inner`, where another rotation finishes (stages, promotes, clears AWSPENDING)
+/// just before the second DescribeSecret: what a concurrent execution does while stage-pending
+/// decrypts and checks its candidate.
+struct RacedStore {
+    inner: LocalStore,
+    describes: Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl SecretStore for RacedStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretInfo> {
+        let n = {
+            let mut d = self.describes.lock().unwrap();
+            *d += 1;
+            *d
+        };
+        if n == 2 {
+            let other = token_for(&execution("the-winner"));
+            let before = self.inner.describe(secret_id).await?;
+            let current = before.version_with(AWSCURRENT).unwrap().version_id.clone();
+            self.inner
+                .put_pending(secret_id, &other, &SecretValue::new("sk-the-winners-key"))
+                .await?;
+            self.inner
+                .update_stage(secret_id, AWSCURRENT, Some(&other), Some(&current))
+                .await?;
+            self.inner
+                .update_stage(secret_id, AWSPENDING, None, Some(&other))
+                .await?;
+        }
+        self.inner.describe(secret_id).await
+    }
+    async fn get_value(&self, secret_id: &str, version: &Version) -> Result<(String, SecretValue)> {
+        self.inner.get_value(secret_id, version).await
+    }
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretValue,
+    ) -> Result<String> {
+        self.inner.put_pending(secret_id, token, value).await
+    }
+    async fn update_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        move_to: Option<&str>,
+        remove_from: Option<&str>,
+    ) -> Result<()> {
+        self.inner
+            .update_stage(secret_id, stage, move_to, remove_from)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_that_finished_meanwhile_is_a_conflict_and_nothing_is_staged() {
+    let w = world().await;
+    let (input, _) = w.vendor_rotation().await;
+    let mut svc = w.svc.clone();
+    svc.store = Arc::new(RacedStore {
+        inner: w.store.clone(),
+        describes: Mutex::new(0),
+    });
+    let e = handlers::stage_pending(
+        &svc,
+        StagePendingInput {
+            execution_id: execution("the-loser"),
+            input,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.asl_name(), "Rotation.Conflict", "{e}");
+    let winner = token_for(&execution("the-winner"));
+    assert_eq!(
+        w.holder(VENDOR_SECRET, AWSCURRENT).await.as_deref(),
+        Some(winner.as_str())
+    );
+    assert_eq!(w.holder(VENDOR_SECRET, AWSPENDING).await, None);
+    let info = w.store.describe(VENDOR_SECRET).await.unwrap();
+    assert!(
+        !info
+            .versions
+            .iter()
+            .any(|v| v.version_id == token_for(&execution("the-loser"))),
+        "the loser staged a version: {info:?}"
+    );
+}
