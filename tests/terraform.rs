@@ -125,17 +125,23 @@ fn tf_logged(dir: &Path, args: &[&str], limit: Duration, log: Option<&Path>) -> 
 }
 
 /// Whether a failed run met a dropped connection to moto (its HTTP server closes idle
-/// keep-alive connections; with `max_retries = 1` the provider does not retry): worth running
-/// the same command again, which converges from the state it left.
+/// keep-alive connections; with `max_retries = 1` the provider does not retry), or moto's own
+/// crash page (an HTTP 500 with an HTML body: moto 5's Secrets Manager iterates its dict of
+/// secrets while a concurrent request of another suite adds one, "RuntimeError: dictionary
+/// changed size during iteration" in target/moto.log): worth running the same command again,
+/// which converges from the state it left.
 fn transient(ran: &Ran) -> bool {
+    let text = |m: &str| ran.stderr.contains(m) || ran.stdout.contains(m);
     !ran.ok
-        && [
+        && ([
             "use of closed network connection",
             "connection reset by peer",
             "unexpected EOF",
         ]
         .iter()
-        .any(|m| ran.stderr.contains(m) || ran.stdout.contains(m))
+        .any(|m| text(m))
+            || (text("StatusCode: 500")
+                && text("invalid character '<' looking for beginning of value")))
 }
 
 /// [`tf_logged`], run again (at most twice) after a transient connection failure to moto.
@@ -146,7 +152,7 @@ fn tf_moto(dir: &Path, args: &[&str], limit: Duration, log: Option<&Path>) -> Ra
             break;
         }
         eprintln!(
-            "terraform {}: a connection to moto dropped, running it again",
+            "terraform {}: a connection to moto dropped (or moto crashed on a request), running it again",
             args[0]
         );
         ran = tf_logged(dir, args, limit, log);
