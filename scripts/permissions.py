@@ -603,9 +603,13 @@ def must_deny(dep: Deployment) -> list:
     acct, region = dep.account, dep.region
     key = dep.primary_key
     secrets = sorted(dep.secret_by_name.values(), key=lambda s: s["name"])
-    candidate = {"kms:EncryptionContext:SecretId": secrets[0]["name"], "kms:EncryptionContext:Nonce": "0" * 8,
+    candidate = {"kms:EncryptionContext:SecretId": secrets[0]["name"],
+                 "kms:EncryptionContext:Execution": "rotate-x-20261203T000000-0a1b2c3d",
                  "kms:EncryptionContext:NotAfter": "2099-01-01T00:00:00Z",
-                 "kms:EncryptionContextKeys": ["Nonce", "NotAfter", "SecretId"], "kms:CallerAccount": acct}
+                 "kms:EncryptionContextKeys": ["Execution", "NotAfter", "SecretId"], "kms:CallerAccount": acct}
+    # The old, unsealed context (no execution, no deadline): a candidate usable forever.
+    unsealed = {"kms:EncryptionContext:SecretId": secrets[0]["name"], "kms:EncryptionContextKeys": ["SecretId"],
+                "kms:CallerAccount": acct}
 
     secret_ctx = secret_context
     roles = dep.snap["roles"]
@@ -614,6 +618,7 @@ def must_deny(dep: Deployment) -> list:
         for s in secrets:
             rows.append((ci_rotate, "secretsmanager:GetSecretValue", s["arn"], secret_ctx(s, **{"secretsmanager:VersionStage": "AWSCURRENT"}), "ci-rotate never reads a value"))
         rows.append((ci_rotate, "kms:Decrypt", key, candidate, "ci-rotate never decrypts a candidate"))
+        rows.append((ci_rotate, "kms:Encrypt", key, unsealed, "ci-rotate never makes a candidate without an execution and a deadline"))
         for action, res in [("iam:PutRolePolicy", roles[ci_rotate]["arn"]), ("iam:AttachRolePolicy", roles[ci_rotate]["arn"]),
                             ("iam:CreatePolicyVersion", "arn:aws:iam::%s:policy/%s-boundary" % (acct, dep.prefix)),
                             ("kms:PutKeyPolicy", key), ("secretsmanager:PutResourcePolicy", secrets[0]["arn"])]:
@@ -649,6 +654,8 @@ def must_deny(dep: Deployment) -> list:
             rows.append((role, action, other, {"secretsmanager:SecretId": other}, "a function never touches a secret rotor does not manage"))
         if f != "stage-pending":
             rows.append((role, "kms:Decrypt", key, candidate, "only stage-pending decrypts a candidate"))
+        else:
+            rows.append((role, "kms:Decrypt", key, unsealed, "stage-pending never opens a candidate without an execution and a deadline"))
     # A probe's destination is not a tag away: no deployed role may write a rotor:* tag (only
     # the administrators, whose roles are not the deployment's).
     for name in sorted(roles):

@@ -6,10 +6,16 @@
 //! Run through `scripts/test` (it starts moto and sets `ROTOR_MOTO_ENDPOINT` and the test
 //! credentials). Tests use unique names and never reset moto, so they run in parallel.
 
-use rotor_core::ports::{candidate_context, AuditRecord, Metric};
+use rotor_core::ports::{AuditRecord, Metric};
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, MAX_SECRET_BYTES};
 use rotor_tests::contract::{assert_err, labels, token, unique, AwsFixture, Fixture};
 use std::collections::BTreeMap;
+
+/// An encryption context naming `secret` (what these KMS checks need; candidates themselves
+/// are sealed by `rotor_core::candidate`).
+fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
+    std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
+}
 
 rotor_tests::contract_tests!(AwsFixture::moto());
 

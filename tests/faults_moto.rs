@@ -22,7 +22,6 @@
 //! `scripts/test -p rotor-tests --test faults_moto` (add `--no-capture` to see the counts).
 
 use async_trait::async_trait;
-use base64::Engine;
 use rotor_asl::executor::{Outcome, Status};
 use rotor_aws::{AwsAdapters, AwsOptions, Timeouts};
 use rotor_core::error::{Result as RotorResult, RotorError};
@@ -30,7 +29,7 @@ use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::handlers::token_for;
 use rotor_core::iam::KeyValue;
 use rotor_core::ports::{
-    candidate_context, AuditRecord, AuditSink, Iam, Kms, Metric, SecretStore, Services,
+    AuditRecord, AuditSink, Iam, Metric, SecretStore, Services,
 };
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
@@ -133,7 +132,7 @@ impl Env {
 
     /// Runs one execution over the proxy; answers its outcome and ARN (the execution id).
     async fn run(&self, input: &ExecutionInput, label: &str, seed: u64) -> (Outcome, String) {
-        let name = unique(label);
+        let name = rotor_tests::candidates::execution_name(input, label);
         let outcome = run_rotation(
             load_rotation_definition(),
             self.services(),
@@ -328,15 +327,7 @@ async fn rotate_and_check(env: &Env, subject: &Subject, label: &str, seed: u64) 
     };
     let candidate_ciphertext = match &candidate {
         None => None,
-        Some(c) => {
-            let blob = env
-                .direct
-                .kms
-                .encrypt(&SecretValue::new(c.as_str()), &candidate_context(id))
-                .await
-                .expect("KMS Encrypt on moto");
-            Some(base64::engine::general_purpose::STANDARD.encode(blob))
-        }
+        Some(c) => Some(rotor_tests::candidates::sealed(env.direct.kms.as_ref(), id, c).await),
     };
     let input = ExecutionInput {
         action: Action::Rotate,
@@ -943,26 +934,18 @@ async fn ten_concurrent_rotations_of_one_secret_one_wins() {
     let s = &s;
     let runs = (0..10).map(|i| async move {
         let candidate = env.vendor.issue_key(PRESET);
-        let blob = env
-            .direct
-            .kms
-            .encrypt(
-                &SecretValue::new(candidate.as_str()),
-                &candidate_context(&s.secret_id),
-            )
-            .await
-            .unwrap();
+        let sealed = rotor_tests::candidates::sealed(env.direct.kms.as_ref(), &s.secret_id, &candidate).await;
         let input = ExecutionInput {
             action: Action::Rotate,
             secret_id: s.secret_id.clone(),
-            candidate_ciphertext: Some(base64::engine::general_purpose::STANDARD.encode(blob)),
+            candidate_ciphertext: Some(sealed),
             requested_by: Some("faults_moto".into()),
             reason: Some("concurrency".into()),
             target_version_id: None,
             force: false,
             recovery: None,
         };
-        let name = unique(&format!("concurrent-{i}"));
+        let name = rotor_tests::candidates::execution_name(&input, &format!("concurrent-{i}"));
         let outcome = run_rotation(
             load_rotation_definition(),
             env.services(),

@@ -11,7 +11,7 @@
 //! * The handlers' ports are the AWS adapters (`rotor_aws::AwsAdapters`) pointed at moto:
 //!   Secrets Manager, KMS (a key of its own per test, created in moto) and IAM. Secrets are
 //!   created with `SecretsManagerStore::create_secret` and their `rotor:*` tags; vendor
-//!   candidates are encrypted with the adapter's KMS under `candidate_context(secret)`.
+//!   candidates are sealed with the adapter's KMS as `rotor start` seals them (`rotor_tests::candidates`).
 //! * Probes go over real HTTP (`rotor_probe_http::ReqwestProber`, from
 //!   `AwsAdapters::services`) to a loopback `VendorStandIn`, and to an `AppStandIn` whose
 //!   current key is AWSCURRENT read through the `SecretsManagerStore` adapter, i.e. from moto.
@@ -32,7 +32,6 @@
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use base64::Engine;
 use rotor_asl::executor::{Outcome, Status};
 use rotor_core::error::Result as RotorResult;
 use rotor_core::events::{Action, ExecutionInput};
@@ -42,7 +41,7 @@ use rotor_core::policy::{
     TAG_WAIT_CONSUMERS, TAG_WAIT_PROPAGATION,
 };
 use rotor_core::ports::{
-    candidate_context, AuditRecord, AuditSink, Kms, Metric, SecretStore, Services,
+    AuditRecord, AuditSink, Metric, SecretStore, Services,
 };
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
@@ -190,16 +189,10 @@ impl World {
     async fn rotate_input(&self, candidate: Option<&str>) -> ExecutionInput {
         let candidate_ciphertext = match candidate {
             None => None,
-            Some(c) => {
-                let blob = self
-                    .fixture
-                    .adapters
-                    .kms
-                    .encrypt(&SecretValue::new(c), &candidate_context(&self.secret_id))
-                    .await
-                    .unwrap_or_else(|e| panic!("KMS Encrypt on moto: {e}"));
-                Some(base64::engine::general_purpose::STANDARD.encode(blob))
-            }
+            Some(c) => Some(
+                rotor_tests::candidates::sealed(self.fixture.adapters.kms.as_ref(), &self.secret_id, c)
+                    .await,
+            ),
         };
         ExecutionInput {
             action: Action::Rotate,
@@ -229,7 +222,7 @@ impl World {
     /// Runs the product's state machine on the local executor over the adapters; returns the
     /// outcome and the execution's ARN (`$$.Execution.Id`).
     async fn run(&self, input: &ExecutionInput, name: &str) -> (Outcome, String) {
-        let name = unique(name);
+        let name = rotor_tests::candidates::execution_name(input, name);
         let outcome = run_rotation(
             load_rotation_definition(),
             self.services.clone(),

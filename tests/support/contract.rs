@@ -18,7 +18,7 @@ use rotor_aws::{AwsAdapters, AwsOptions};
 use rotor_core::error::{Result, RotorError};
 use rotor_core::events::PromoteInput;
 use rotor_core::ports::{
-    candidate_context, AuditRecord, AuditSink, HttpProber, Iam, Kms, Metric, ProbeAnswer,
+    AuditRecord, AuditSink, HttpProber, Iam, Kms, Metric, ProbeAnswer,
     ProbeRequest, SecretStore, Services, SystemClock,
 };
 use rotor_core::secret::{
@@ -810,6 +810,17 @@ pub async fn size_limit(f: &dyn Fixture) {
     );
 }
 
+/// A candidate's encryption context for `secret` (one execution, one deadline).
+fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
+    rotor_core::candidate::context(secret, "contract-execution", deadline())
+}
+
+fn deadline() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
 /// KMS: a candidate decrypts under the context it was encrypted with, and only under it.
 pub async fn kms_encryption_context(f: &dyn Fixture) {
     let a = unique("contract/kms-a");
@@ -833,12 +844,19 @@ pub async fn kms_encryption_context(f: &dyn Fixture) {
         secret
     );
 
-    // Another secret's context: refused, naming the encryption context.
-    assert_err(
-        f.kms().decrypt(&blob, &candidate_context(&b)).await,
-        "Candidate.Invalid",
-        &["encryption context"],
-    );
+    // Another secret's context, another execution, another deadline: refused, naming the
+    // encryption context (what makes a candidate's execution and deadline unforgeable).
+    for other in [
+        candidate_context(&b),
+        rotor_core::candidate::context(&a, "another-execution", deadline()),
+        rotor_core::candidate::context(&a, "contract-execution", deadline() + chrono::Duration::days(1)),
+    ] {
+        assert_err(
+            f.kms().decrypt(&blob, &other).await,
+            "Candidate.Invalid",
+            &["encryption context"],
+        );
+    }
     assert_err(
         f.kms().decrypt(&blob, &BTreeMap::new()).await,
         "Candidate.Invalid",

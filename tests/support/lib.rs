@@ -1,5 +1,6 @@
 //! Shared helpers for acceptance tests.
 
+pub mod candidates;
 pub mod cases;
 pub mod contract;
 pub mod faults;

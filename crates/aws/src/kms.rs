@@ -142,8 +142,12 @@ impl Kms for AwsKms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rotor_core::ports::candidate_context;
-
+    /// An encryption context naming `secret` (what these KMS checks need; candidates themselves
+    /// are sealed by `rotor_core::candidate`).
+    fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
+        std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
+    }
+    
     #[test]
     fn a_context_shows_as_json() {
         assert_eq!(

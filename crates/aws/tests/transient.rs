@@ -12,10 +12,16 @@ use aws_config::SdkConfig;
 use common::{cbor_error, config, json_error, query_error, Behaviour, Loopback};
 use rotor_aws::{AwsIam, AwsKms, AwsOptions, CloudWatchAudit, SecretsManagerStore, Sts, Timeouts};
 use rotor_core::error::RotorError;
-use rotor_core::ports::{candidate_context, Iam, Kms, Metric, SecretStore};
+use rotor_core::ports::{Iam, Kms, Metric, SecretStore};
 use rotor_core::secret::SecretValue;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// An encryption context naming `secret` (what these KMS checks need; candidates themselves
+/// are sealed by `rotor_core::candidate`).
+fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
+    std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
+}
 
 /// Every call of every adapter the rotation makes, one per service and protocol.
 async fn each_service(config: &SdkConfig) -> Vec<(&'static str, Result<(), RotorError>)> {

@@ -5,12 +5,11 @@ use crate::error::{Result, RotorError};
 use crate::events::*;
 use crate::iam;
 use crate::policy::{Kind, Policy};
-use crate::ports::{candidate_context, AuditRecord, Metric, ProbeRequest, Services};
+use crate::ports::{AuditRecord, Metric, ProbeRequest, Services};
 use crate::probe;
 use crate::secret::{
     SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES,
 };
-use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -67,19 +66,24 @@ fn generate(policy: &Policy) -> SecretValue {
     )
 }
 
-async fn vendor_candidate(svc: &Services, input: &ExecutionInput) -> Result<SecretValue> {
+/// The vendor key to stage: the sealed candidate, opened only for this execution, before its
+/// deadline (see [`crate::candidate`]).
+async fn vendor_candidate(svc: &Services, req: &StagePendingInput) -> Result<SecretValue> {
+    let input = &req.input;
     let text = input.candidate_ciphertext.as_deref().ok_or_else(|| {
         RotorError::input(format!(
             "secret {} is a vendor-api-key: a rotation needs a candidate (KMS ciphertext in candidate_ciphertext)",
             input.secret_id
         ))
     })?;
-    let blob = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|_| RotorError::candidate("candidate_ciphertext is not base64"))?;
-    svc.kms
-        .decrypt(&blob, &candidate_context(&input.secret_id))
-        .await
+    crate::candidate::open(
+        svc.kms.as_ref(),
+        &input.secret_id,
+        &req.execution_id,
+        text,
+        svc.clock.now(),
+    )
+    .await
 }
 
 async fn iam_restaged(
@@ -142,7 +146,19 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
         });
     }
     let candidate = match policy.kind {
-        Kind::VendorApiKey => vendor_candidate(svc, &req.input).await?,
+        Kind::VendorApiKey => {
+            // This execution's version exists but holds no label it could resume from: its
+            // candidate was used (staged, then rejected or rotated away). Used once means once.
+            if let Some(used) = info.versions.iter().find(|v| v.version_id == token) {
+                return Err(RotorError::candidate(format!(
+                    "execution {} already used its candidate: version {} of secret {id} was staged from it (now labelled {:?}); encrypt the new value again for a new execution",
+                    crate::candidate::execution_name_of(&req.execution_id),
+                    used.version_id,
+                    used.stages
+                )));
+            }
+            vendor_candidate(svc, &req).await?
+        }
         Kind::Generated => {
             if req.input.candidate_ciphertext.is_some() {
                 return Err(RotorError::input(format!(

@@ -40,11 +40,6 @@ pub trait SecretStore: Send + Sync {
 
 pub type EncryptionContext = BTreeMap<String, String>;
 
-/// The encryption context a candidate travels under: `{"SecretId": <id>}`.
-pub fn candidate_context(secret_id: &str) -> EncryptionContext {
-    BTreeMap::from([("SecretId".to_string(), secret_id.to_string())])
-}
-
 #[async_trait]
 pub trait Kms: Send + Sync {
     async fn encrypt(

@@ -17,12 +17,11 @@
 //! and must stay single. The audit-log test pins both: one record, and exactly one more sample
 //! per metric name per re-invocation, nothing else.
 
-use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rotor_core::events::*;
 use rotor_core::handlers::{self, token_for};
 use rotor_core::ports::{
-    candidate_context, AuditRecord, CallerIdentity, Clock, Iam, Kms, SecretStore, Services,
+    AuditRecord, CallerIdentity, Clock, Iam, SecretStore, Services,
 };
 use rotor_core::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::{Result, RotorError};
@@ -233,20 +232,21 @@ impl World {
 
     /// A rotate input for the vendor secret whose candidate is a fresh key the vendor issued,
     /// encrypted with the store's KMS under the secret's candidate context.
-    async fn vendor_rotation(&self) -> (ExecutionInput, String) {
+    async fn vendor_rotation(&self, exec: &str) -> (ExecutionInput, String) {
         let key = self.vendor.issue_key("openai");
-        let blob = self
-            .store
-            .encrypt(
-                &SecretValue::new(key.clone()),
-                &candidate_context(VENDOR_SECRET),
-            )
-            .await
-            .unwrap();
+        let sealed = rotor_core::candidate::seal(
+            &self.store,
+            VENDOR_SECRET,
+            exec,
+            self.clock.now() + Duration::hours(1),
+            &SecretValue::new(key.clone()),
+        )
+        .await
+        .unwrap();
         let input = ExecutionInput {
             action: Action::Rotate,
             secret_id: VENDOR_SECRET.into(),
-            candidate_ciphertext: Some(base64::engine::general_purpose::STANDARD.encode(blob)),
+            candidate_ciphertext: Some(sealed),
             requested_by: Some("github:alice".into()),
             reason: Some("idempotency".into()),
             target_version_id: None,
@@ -346,7 +346,7 @@ where
 #[tokio::test]
 async fn stage_pending_vendor_key_twice() {
     let w = world().await;
-    let (input, key) = w.vendor_rotation().await;
+    let (input, key) = w.vendor_rotation("stage-vendor").await;
     let req = StagePendingInput {
         execution_id: execution("stage-vendor"),
         input,
@@ -412,7 +412,7 @@ async fn stage_pending_generated_value_twice() {
 #[tokio::test]
 async fn health_probe_candidate_and_application_twice() {
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("probe").await;
     let staged = w.stage("probe", &input).await;
 
     let seen = w.vendor.requests_seen_by("openai");
@@ -454,7 +454,7 @@ async fn health_probe_candidate_and_application_twice() {
 #[tokio::test]
 async fn promote_twice() {
     let w = world().await;
-    let (input, key) = w.vendor_rotation().await;
+    let (input, key) = w.vendor_rotation("promote").await;
     let staged = w.stage("promote", &input).await;
     let req = promote_input(&staged);
     let out = twice(&w, "promote", || handlers::promote(&w.svc, req.clone())).await;
@@ -481,7 +481,7 @@ async fn promote_twice() {
 #[tokio::test]
 async fn rollback_abandon_twice() {
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("abandon").await;
     let staged = w.stage("abandon", &input).await;
     let versions_before = w.info(VENDOR_SECRET).await.versions;
     let req = rollback_input(RollbackMode::Abandon, "abandon", Some(&staged));
@@ -516,7 +516,7 @@ async fn rollback_abandon_after_promote_went_through_twice() {
     // Promote succeeded but its answer was lost (the Task failed anyway): the state machine
     // abandons, and abandon must put AWSCURRENT back, once.
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("abandon-late").await;
     let staged = w.stage("abandon-late", &input).await;
     w.promote(&staged).await;
     let req = rollback_input(RollbackMode::Abandon, "abandon-late", Some(&staged));
@@ -557,7 +557,7 @@ async fn rollback_abandon_with_nothing_staged_twice() {
 #[tokio::test]
 async fn rollback_revert_twice() {
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("revert").await;
     let staged = w.stage("revert", &input).await;
     w.promote(&staged).await;
     let req = rollback_input(RollbackMode::Revert, "revert", Some(&staged));
@@ -586,7 +586,7 @@ async fn rollback_revert_twice() {
 #[tokio::test]
 async fn rollback_manual_plan_and_move_twice() {
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("rotate-first").await;
     let staged = w.stage("rotate-first", &input).await;
     w.promote(&staged).await;
 
@@ -636,7 +636,7 @@ async fn rollback_manual_plan_and_move_twice() {
 #[tokio::test]
 async fn audit_log_twice_keeps_one_record() {
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("audited").await;
     let staged = w.stage("audited", &input).await;
     w.promote(&staged).await;
     let req = AuditInput {
@@ -706,7 +706,7 @@ async fn audit_log_twice_keeps_one_record() {
 #[tokio::test]
 async fn every_step_of_a_finished_rotation_replays_as_a_no_op() {
     let w = world().await;
-    let (input, key) = w.vendor_rotation().await;
+    let (input, key) = w.vendor_rotation("replayed").await;
     let exec = execution("replayed");
     let stage_req = StagePendingInput {
         execution_id: exec.clone(),
@@ -815,7 +815,7 @@ async fn generated_stage_pending_after_promote_answers_the_same() {
 async fn abandon_and_revert_replayed_after_the_audit() {
     // Abandon path: stage, the candidate probe fails, abandon, audit; then abandon again.
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("abandoned").await;
     let staged = w.stage("abandoned", &input).await;
     let abandon = rollback_input(RollbackMode::Abandon, "abandoned", Some(&staged));
     let first = handlers::rollback(&w.svc, abandon.clone()).await.unwrap();
@@ -843,7 +843,7 @@ async fn abandon_and_revert_replayed_after_the_audit() {
 
     // Revert path on the same secret: a second execution promotes, the app probe fails,
     // revert; then revert again.
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("reverted").await;
     let staged = w.stage("reverted", &input).await;
     w.promote(&staged).await;
     let revert = rollback_input(RollbackMode::Revert, "reverted", Some(&staged));
@@ -859,11 +859,11 @@ async fn abandon_and_revert_replayed_after_the_audit() {
 #[tokio::test]
 async fn a_second_execution_cannot_stage_while_the_first_is_pending() {
     let w = world().await;
-    let (first_input, _) = w.vendor_rotation().await;
+    let (first_input, _) = w.vendor_rotation("first").await;
     let first = w.stage("first", &first_input).await;
     let before = w.snapshot().await;
 
-    let (second_input, _) = w.vendor_rotation().await;
+    let (second_input, _) = w.vendor_rotation("second").await;
     let second = StagePendingInput {
         execution_id: execution("second"),
         input: second_input,
@@ -1224,7 +1224,7 @@ impl SecretStore for RacedStore {
 #[tokio::test]
 async fn a_rotation_that_finished_meanwhile_is_a_conflict_and_nothing_is_staged() {
     let w = world().await;
-    let (input, _) = w.vendor_rotation().await;
+    let (input, _) = w.vendor_rotation("the-loser").await;
     let mut svc = w.svc.clone();
     svc.store = Arc::new(RacedStore {
         inner: w.store.clone(),
@@ -1254,4 +1254,73 @@ async fn a_rotation_that_finished_meanwhile_is_a_conflict_and_nothing_is_staged(
             .any(|v| v.version_id == token_for(&execution("the-loser"))),
         "the loser staged a version: {info:?}"
     );
+}
+
+// --------------------------------------------------------------------- a candidate is used once
+
+async fn stage_err(w: &World, exec: &str, input: &ExecutionInput) -> rotor_core::RotorError {
+    handlers::stage_pending(
+        &w.svc,
+        StagePendingInput {
+            execution_id: execution(exec),
+            input: input.clone(),
+        },
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_candidate_is_opened_by_its_own_execution_only() {
+    let w = world().await;
+    let (input, _) = w.vendor_rotation("sealed-for-this-one").await;
+    let before = w.snapshot().await;
+    let e = stage_err(&w, "another-execution", &input).await;
+    assert_eq!(e.asl_name(), "Candidate.Invalid");
+    assert!(
+        e.to_string()
+            .contains("made for execution sealed-for-this-one, not another-execution"),
+        "{e}"
+    );
+    assert_eq!(w.snapshot().await, before, "nothing staged");
+}
+
+#[tokio::test]
+async fn a_candidate_past_its_deadline_is_refused() {
+    let w = world().await;
+    let (input, _) = w.vendor_rotation("late").await;
+    let before = w.snapshot().await;
+    w.clock.advance(Duration::hours(1) + Duration::seconds(1));
+    let e = stage_err(&w, "late", &input).await;
+    assert_eq!(e.asl_name(), "Candidate.Invalid");
+    assert!(e.to_string().contains("expired at"), "{e}");
+    assert_eq!(w.snapshot().await, before, "nothing staged");
+}
+
+/// Its execution staged it and then let it go (abandoned: the version keeps no label). Staged
+/// again under the same execution (a replay that reused the name where names are not unique)
+/// it is refused: the used candidate is recorded with the version.
+#[tokio::test]
+async fn a_used_candidate_is_not_staged_again() {
+    let w = world().await;
+    let (input, _) = w.vendor_rotation("used").await;
+    let staged = w.stage("used", &input).await;
+    handlers::rollback(
+        &w.svc,
+        rollback_input(RollbackMode::Abandon, "used", Some(&staged)),
+    )
+    .await
+    .unwrap();
+    let before = w.snapshot().await;
+    let e = stage_err(&w, "used", &input).await;
+    assert_eq!(e.asl_name(), "Candidate.Invalid");
+    assert!(
+        e.to_string().contains(&format!(
+            "execution used already used its candidate: version {}",
+            staged.pending_version_id
+        )),
+        "{e}"
+    );
+    assert_eq!(w.snapshot().await, before, "nothing staged");
+    assert_eq!(w.holder(VENDOR_SECRET, AWSPENDING).await, None);
 }

@@ -81,9 +81,13 @@ impl Kms for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// An encryption context naming `secret` (what these KMS checks need; candidates themselves
+    /// are sealed by `rotor_core::candidate`).
+    fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
+        std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
+    }
     use crate::test_util::TempDir;
-    use rotor_core::ports::candidate_context;
-
+    
     #[test]
     fn non_utf8_plaintext_is_candidate_invalid() {
         let dir = TempDir::new();

@@ -3,7 +3,7 @@
 
 use rotor_core::error::RotorError;
 use rotor_core::handlers::token_for;
-use rotor_core::ports::{candidate_context, AuditRecord, AuditSink, Iam, Kms, Metric, SecretStore};
+use rotor_core::ports::{AuditRecord, AuditSink, Iam, Kms, Metric, SecretStore};
 use rotor_core::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_local_store::{
     default_dir, resolve_dir, ExecutionRecord, LocalStore, DB_FILE, KEY_FILE, STORE_ENV,
@@ -11,6 +11,12 @@ use rotor_local_store::{
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// An encryption context naming `secret` (what these KMS checks need; candidates themselves
+/// are sealed by `rotor_core::candidate`).
+fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
+    std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
+}
 
 struct TempDir(PathBuf);
 

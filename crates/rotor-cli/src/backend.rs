@@ -226,6 +226,15 @@ impl Backend {
 }
 
 impl Aws {
+    /// The key `rotor encrypt` uses: `--kms-key-id` / ROTOR_KMS_KEY_ID as given (no call but
+    /// the Encrypt itself, which names the key if it is wrong), else [`Aws::candidate_key`].
+    pub async fn encrypt_key(&self, secret_id: &str) -> Result<String> {
+        match &self.kms_key_flag {
+            Some(k) => Ok(k.clone()),
+            None => self.candidate_key(secret_id).await,
+        }
+    }
+
     /// The KMS key a candidate for `secret_id` is encrypted under: `--kms-key-id` /
     /// ROTOR_KMS_KEY_ID, else the secret's own KMS key (DescribeSecret's KmsKeyId), else
     /// alias/rotor-candidates. The key must exist (DescribeKey); the error names the key tried.

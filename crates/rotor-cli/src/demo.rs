@@ -5,7 +5,6 @@ use crate::exit;
 use crate::store;
 use crate::workflow::{execute, execute_observed, Ending, Run};
 use anyhow::{anyhow, Result};
-use base64::Engine;
 use clap::Args;
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::iam::KeyValue;
@@ -13,7 +12,7 @@ use rotor_core::policy::{
     TAG_APP_HEALTH_URL, TAG_GRACE, TAG_IAM_PROBE_ACTION, TAG_IAM_USER, TAG_KIND, TAG_PROBE,
     TAG_PROBE_URL, TAG_WAIT_CONSUMERS, TAG_WAIT_PROPAGATION,
 };
-use rotor_core::ports::{candidate_context, CallerIdentity, Iam, Kms, SecretStore};
+use rotor_core::ports::{CallerIdentity, Iam, SecretStore};
 use rotor_core::secret::{SecretValue, Version};
 use rotor_local_store::LocalStore;
 use rotor_standins::{AppStandIn, CurrentKey, VendorStandIn};
@@ -159,11 +158,15 @@ async fn iam_state(store: &LocalStore) -> Result<(String, String, bool)> {
 }
 
 async fn candidate(store: &LocalStore, secret: &str, value: &str) -> Result<String> {
-    let blob = store
-        .encrypt(&SecretValue::new(value), &candidate_context(secret))
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(blob))
+    let now = chrono::Utc::now();
+    crate::workflow::seal_candidate(
+        store,
+        secret,
+        &crate::start::candidate_execution_name(secret, now),
+        now + rotor_core::candidate::IMMEDIATE_VALIDITY,
+        &SecretValue::new(value),
+    )
+    .await
 }
 
 fn input(

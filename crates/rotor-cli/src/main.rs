@@ -3,6 +3,7 @@
 mod backend;
 mod demo;
 mod durable;
+mod encrypt;
 mod output;
 mod records;
 mod recover;
@@ -57,6 +58,10 @@ enum Command {
     /// Clear an AWSPENDING that no execution known here owns (audited); an IAM key it holds is
     /// deleted.
     Abort(recover::AbortArgs),
+    /// Encrypt a new value (read from stdin) for its rotation, ahead of time: prints only the
+    /// candidate (KMS ciphertext sealed to one execution and a deadline), for `rotor start
+    /// --candidate-ciphertext-env` or the rotate workflow's candidate_ciphertext input.
+    Encrypt(encrypt::EncryptArgs),
     /// Start the deployed rotation state machine on AWS Step Functions (aws backend; what CI uses).
     Start(start::StartArgs),
     /// Executions and their histories (events as in GetExecutionHistory); on the aws backend the
@@ -105,6 +110,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => recover::resume(&global, args),
         Command::Recover(args) => recover::recover(&global, args),
         Command::Abort(args) => recover::abort(&global, args),
+        Command::Encrypt(args) => encrypt::encrypt(&global, args),
         Command::Start(args) => start::start(&global, args),
         Command::History(args) => records::history(&global, args),
         Command::Audit(args) => records::audit(&global, args),

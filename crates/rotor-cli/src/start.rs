@@ -1,8 +1,8 @@
 //! `rotor start`: start the deployed rotation state machine on AWS Step Functions (what CI
 //! uses), and reading executions back from Step Functions (`rotor history --execution-arn`).
 //!
-//! The execution input carries the candidate only as KMS ciphertext (encryption context
-//! `{"SecretId": <secret>}`), never its value.
+//! The execution input carries the candidate only as KMS ciphertext sealed to this execution
+//! (encryption context `{"SecretId", "Execution", "NotAfter"}`), never its value.
 //!
 //! Execution names are deterministic and unique:
 //! `<action>-<secret slug>-<UTC yyyymmddThhmmss>-<hash>`, where the slug is the secret id with
@@ -11,6 +11,10 @@
 //! `[secret_id, action, requested_by, reason, start time in RFC 3339 with milliseconds]`.
 //! 1 to 80 characters of `[A-Za-z0-9_-]`, as Step Functions requires; the same request in the
 //! same millisecond gets the same name, which Step Functions refuses to start twice.
+//!
+//! A rotation with a candidate is named by its candidate instead: the candidate is sealed to
+//! one execution name (see `rotor_core::candidate`), `rotate-<slug>-<stamp>-<8 random hex>`,
+//! made when the value is encrypted (here, or earlier by `rotor encrypt`).
 
 use crate::backend::{sdk_error, Backend, BackendKind, GlobalArgs, Need};
 use crate::exit;
@@ -23,6 +27,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use rotor_asl::executor::{timestamp, Outcome, Status};
 use rotor_aws::errors::Call;
+use rotor_core::candidate::Sealed;
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::secret::SecretValue;
 use serde_json::{json, Value};
@@ -52,11 +57,15 @@ pub struct StartArgs {
     action: ActionArg,
     /// The new value (vendor keys) from this environment variable (never printed; one trailing
     /// newline is dropped).
-    #[arg(long, value_name = "VAR", conflicts_with = "candidate_file")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["candidate_file", "candidate_ciphertext_env"])]
     candidate_env: Option<String>,
     /// The new value (vendor keys) from a file; one trailing newline is dropped.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "candidate_ciphertext_env")]
     candidate_file: Option<PathBuf>,
+    /// The candidate already encrypted by `rotor encrypt --secret ID`, from this environment
+    /// variable: the execution takes the name it was sealed for. rotor never sees the value.
+    #[arg(long, value_name = "VAR")]
+    candidate_ciphertext_env: Option<String>,
     #[command(flatten)]
     who: workflow::Who,
     /// The deployed rotation state machine.
@@ -82,11 +91,24 @@ pub fn execution_name(
     reason: Option<&str>,
     at: DateTime<Utc>,
 ) -> String {
-    let stamp = at.format("%Y%m%dT%H%M%S").to_string();
     let fields = json!([secret_id, action, requested_by, reason, timestamp(at)]);
     let digest = Sha256::digest(fields.to_string().as_bytes());
     let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    let budget = MAX_NAME_CHARS - action.len() - stamp.len() - hash.len() - 3;
+    name_ending(action, secret_id, at, &hash)
+}
+
+/// The name of the one execution a new candidate is sealed for: as [`execution_name`], with 8
+/// random hex digits (the nonce) for the hash: the name exists before the request does
+/// (`rotor encrypt` makes it, the workflow's `rotor start` uses it).
+pub fn candidate_execution_name(secret_id: &str, at: DateTime<Utc>) -> String {
+    let nonce: u32 = rand::random();
+    name_ending("rotate", secret_id, at, &format!("{nonce:08x}"))
+}
+
+/// `<action>-<secret slug>-<UTC yyyymmddThhmmss>-<tail>`, within Step Functions' limits.
+fn name_ending(action: &str, secret_id: &str, at: DateTime<Utc>, tail: &str) -> String {
+    let stamp = at.format("%Y%m%dT%H%M%S").to_string();
+    let budget = MAX_NAME_CHARS - action.len() - stamp.len() - tail.len() - 3;
     let mut slug = String::new();
     for c in secret_id.chars() {
         let c = if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -102,19 +124,25 @@ pub fn execution_name(
     slug.truncate(budget);
     let slug = slug.trim_end_matches('-');
     let slug = if slug.is_empty() { "secret" } else { slug };
-    format!("{action}-{slug}-{stamp}-{hash}")
+    format!("{action}-{slug}-{stamp}-{tail}")
 }
 
 /// The candidate from an environment variable: missing or empty is a usage error naming it.
 fn candidate_from_env(var: &str) -> Result<SecretValue> {
+    from_env(var, "--candidate-env")
+}
+
+/// `var`'s value (`flag` names where it came from): missing, empty or not UTF-8 is a usage
+/// error naming both; one trailing newline is dropped.
+pub fn from_env(var: &str, flag: &str) -> Result<SecretValue> {
     let value = match std::env::var_os(var) {
-        None => bail!("the environment variable {var} (--candidate-env) is not set"),
+        None => bail!("the environment variable {var} ({flag}) is not set"),
         Some(v) if v.is_empty() => {
-            bail!("the environment variable {var} (--candidate-env) is empty")
+            bail!("the environment variable {var} ({flag}) is empty")
         }
-        Some(v) => v.into_string().map_err(|_| {
-            anyhow!("the environment variable {var} (--candidate-env) is not valid UTF-8")
-        })?,
+        Some(v) => v
+            .into_string()
+            .map_err(|_| anyhow!("the environment variable {var} ({flag}) is not valid UTF-8"))?,
     };
     let mut text = value;
     if text.ends_with('\n') {
@@ -124,6 +152,18 @@ fn candidate_from_env(var: &str) -> Result<SecretValue> {
         }
     }
     Ok(SecretValue::new(text))
+}
+
+/// A candidate `rotor encrypt` made, from `var`: refused here already when it is not one or
+/// has expired (stage-pending checks again, and decrypts it only for its own execution).
+fn sealed_from_env(var: &str) -> Result<Sealed> {
+    let text = from_env(var, "--candidate-ciphertext-env")?;
+    let sealed = Sealed::parse(text.expose())
+        .map_err(|e| anyhow!("the environment variable {var} (--candidate-ciphertext-env): {e}"))?;
+    sealed
+        .check(&sealed.execution, Utc::now())
+        .map_err(|e| anyhow!("the environment variable {var} (--candidate-ciphertext-env): {e}"))?;
+    Ok(sealed)
 }
 
 /// What DescribeExecution says.
@@ -334,10 +374,16 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
         (None, Some(file)) => Some(crate::secret::read_value(Some(file), false, "candidate")?),
         (None, None) => None,
     };
-    if let Some(value) = &candidate {
+    let sealed = match &args.candidate_ciphertext_env {
+        Some(var) => Some(sealed_from_env(var)?),
+        None => None,
+    };
+    if candidate.is_some() || sealed.is_some() {
         if args.action == ActionArg::Rollback {
             bail!("a rollback takes no candidate (it moves AWSCURRENT back to AWSPREVIOUS)");
         }
+    }
+    if let Some(value) = &candidate {
         workflow::check_candidate(value)?;
     }
     let rt = store::runtime()?;
@@ -350,8 +396,8 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
                 workflow::preflight(
                     secrets.as_ref(),
                     &args.secret,
-                    candidate.is_some(),
-                    "--candidate-env or --candidate-file",
+                    candidate.is_some() || sealed.is_some(),
+                    "--candidate-env, --candidate-file or --candidate-ciphertext-env",
                     true,
                 )
                 .await?;
@@ -362,13 +408,25 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
                 (Action::Rollback, "rollback")
             }
         };
-        let candidate_ciphertext = match &candidate {
-            Some(value) => {
+        // A candidate names its execution (the name it is sealed for); otherwise the request does.
+        let now = Utc::now();
+        let (candidate_ciphertext, sealed_for) = match (&candidate, &sealed) {
+            (Some(value), _) => {
                 let key = aws.candidate_key(&args.secret).await?;
                 let kms = rotor_aws::AwsKms::new(&aws.config, key);
-                Some(workflow::encrypt_candidate(&kms, &args.secret, value).await?)
+                let name = candidate_execution_name(&args.secret, now);
+                let text = workflow::seal_candidate(
+                    &kms,
+                    &args.secret,
+                    &name,
+                    now + rotor_core::candidate::IMMEDIATE_VALIDITY,
+                    value,
+                )
+                .await?;
+                (Some(text), Some(name))
             }
-            None => None,
+            (None, Some(s)) => (Some(s.encode()), Some(s.execution.clone())),
+            (None, None) => (None, None),
         };
         drop(candidate);
         let input = ExecutionInput {
@@ -383,13 +441,15 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
             force: false,
             recovery: None,
         };
-        let name = execution_name(
-            action_name,
-            &args.secret,
-            input.requested_by.as_deref(),
-            input.reason.as_deref(),
-            Utc::now(),
-        );
+        let name = sealed_for.unwrap_or_else(|| {
+            execution_name(
+                action_name,
+                &args.secret,
+                input.requested_by.as_deref(),
+                input.reason.as_deref(),
+                now,
+            )
+        });
         let sfn = aws.sfn();
         let started = sfn
             .start_execution()

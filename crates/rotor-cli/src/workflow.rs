@@ -7,12 +7,11 @@ use crate::durable;
 use crate::exit;
 use crate::store;
 use anyhow::{anyhow, bail, Context, Result};
-use base64::Engine;
 use clap::Args;
 use rotor_asl::executor::{Outcome, Status};
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::policy::{Kind, Policy};
-use rotor_core::ports::{candidate_context, Kms, SecretStore, Services};
+use rotor_core::ports::{Kms, SecretStore, Services};
 use rotor_core::secret::{SecretValue, MAX_SECRET_BYTES};
 
 /// KMS Encrypt's plaintext limit: a candidate travels as one KMS ciphertext.
@@ -243,7 +242,23 @@ pub async fn execute_observed(
     live: bool,
     observer: Option<rotor_asl::executor::Observer>,
 ) -> Result<Finished> {
-    let name = uuid::Uuid::new_v4().to_string();
+    // A candidate names the one execution that may use it; an execution name starts once, as
+    // on Step Functions (ExecutionAlreadyExists), so a candidate is used once here too.
+    let name = match input
+        .candidate_ciphertext
+        .as_deref()
+        .map(rotor_core::candidate::Sealed::parse)
+    {
+        Some(Ok(sealed)) => sealed.execution,
+        // Not a sealed candidate: stage-pending refuses it (Candidate.Invalid, audited).
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
+    let arn = rotor_asl::executor::execution_arn(rotor_runner::STATE_MACHINE_NAME, &name);
+    if records.load_execution(&arn)?.is_some() {
+        bail!(
+            "execution {name} already exists (ExecutionAlreadyExists): an execution name starts once, and a candidate is sealed to one execution name, so it is used once; encrypt the new value again (rotor encrypt, or give the value to rotor rotate)"
+        );
+    }
     run_durable(
         records,
         services,
@@ -378,14 +393,18 @@ pub fn check_candidate(value: &SecretValue) -> Result<()> {
     Ok(())
 }
 
-/// The candidate as the execution input carries it: base64 of its KMS ciphertext under the
-/// encryption context `{"SecretId": <secret>}`.
-pub async fn encrypt_candidate(kms: &dyn Kms, secret: &str, value: &SecretValue) -> Result<String> {
-    let blob = kms
-        .encrypt(value, &candidate_context(secret))
+/// The candidate as the execution input carries it, sealed to the execution `execution` until
+/// `not_after` (see `rotor_core::candidate`).
+pub async fn seal_candidate(
+    kms: &dyn Kms,
+    secret: &str,
+    execution: &str,
+    not_after: chrono::DateTime<chrono::Utc>,
+    value: &SecretValue,
+) -> Result<String> {
+    rotor_core::candidate::seal(kms, secret, execution, not_after, value)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(blob))
+        .map_err(|e| anyhow!("{e}"))
 }
 
 fn parse_input(arg: &str) -> Result<ExecutionInput> {
@@ -444,7 +463,18 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
                 let (services, records) = backend.services(secret, candidate.is_some()).await?;
                 let candidate_ciphertext = match &candidate {
                     Some(value) => {
-                        Some(encrypt_candidate(services.kms.as_ref(), secret, value).await?)
+                        let now = chrono::Utc::now();
+                        let name = crate::start::candidate_execution_name(secret, now);
+                        Some(
+                            seal_candidate(
+                                services.kms.as_ref(),
+                                secret,
+                                &name,
+                                now + rotor_core::candidate::IMMEDIATE_VALIDITY,
+                                value,
+                            )
+                            .await?,
+                        )
                     }
                     None => None,
                 };

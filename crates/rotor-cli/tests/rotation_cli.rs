@@ -6,7 +6,7 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use rotor_core::ports::{candidate_context, Kms};
+use rotor_core::candidate::{self, Sealed};
 use rotor_core::secret::SecretValue;
 use rotor_local_store::LocalStore;
 use serde_json::{json, Value};
@@ -355,12 +355,27 @@ fn refused(
     out
 }
 
-/// KMS ciphertext of `value` under `context`, base64, as `candidate_ciphertext` carries it.
+/// `value` sealed with the store's KMS for a new execution of a rotation of
+/// `context_secret`, valid for an hour, as `candidate_ciphertext` carries it.
 fn ciphertext(store: &LocalStore, value: &str, context_secret: &str) -> String {
-    let blob =
-        block_on(store.encrypt(&SecretValue::new(value), &candidate_context(context_secret)))
-            .unwrap();
-    base64::engine::general_purpose::STANDARD.encode(blob)
+    sealed_until(store, value, context_secret, chrono::Utc::now() + chrono::Duration::hours(1))
+}
+
+fn sealed_until(
+    store: &LocalStore,
+    value: &str,
+    context_secret: &str,
+    not_after: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+    block_on(candidate::seal(
+        store,
+        context_secret,
+        &name,
+        not_after,
+        &SecretValue::new(value),
+    ))
+    .unwrap()
 }
 
 fn rotate_input(secret_id: &str, candidate_ciphertext: &str) -> String {
@@ -739,13 +754,11 @@ fn ciphertext_made_for_another_secret_is_refused() {
         Some("Candidate.Invalid"),
         &["encryption context"],
     );
-    // Tampered with, and not base64 at all.
-    let mut blob = base64::engine::general_purpose::STANDARD
-        .decode(ciphertext(&store, &key, id))
-        .unwrap();
-    let last = blob.len() - 1;
-    blob[last] ^= 1;
-    let tampered = base64::engine::general_purpose::STANDARD.encode(blob);
+    // Tampered with, and not a candidate at all.
+    let mut sealed = Sealed::parse(&ciphertext(&store, &key, id)).unwrap();
+    let last = sealed.ciphertext.len() - 1;
+    sealed.ciphertext[last] ^= 1;
+    let tampered = sealed.encode();
     refused(
         &rotor,
         id,
@@ -760,7 +773,7 @@ fn ciphertext_made_for_another_secret_is_refused() {
         &["rotate", "--input", &rotate_input(id, "not base64!")],
         3,
         Some("Candidate.Invalid"),
-        &["base64"],
+        &["not a rotor candidate"],
     );
 
     // The same key under this secret's context rotates.
@@ -770,6 +783,115 @@ fn ciphertext_made_for_another_secret_is_refused() {
         &rotate_input(id, &ciphertext(&store, &key, id)),
     ]);
     out.expect_ok();
+    assert_eq!(rotor.reveal(id, CURRENT), Some(key));
+}
+
+/// `rotor encrypt` seals a value for one execution: the operator pipes the value in and only
+/// the candidate comes out; that candidate rotates once. Used again it starts nothing; moved
+/// to another execution, past its deadline, or bare (no execution, no deadline) it is refused
+/// with Candidate.Invalid, and nothing changes.
+#[test]
+fn a_candidate_is_used_once_by_its_own_execution_before_its_deadline() {
+    let standin = StandIn::start();
+    let rotor = Rotor::new("candidate-once");
+    let id = "app/openai_api_key";
+    rotor.create_vendor_secret(
+        id,
+        &standin.issue_key("openai"),
+        &standin.probe_url("openai"),
+        &[],
+    );
+    let key = standin.issue_key("openai");
+    let out = rotor.run_stdin(&["encrypt", "--secret", id], format!("{key}\n").as_bytes());
+    out.expect_ok();
+    assert!(!out.text().contains(&key), "{}", out.show());
+    let stdout = out.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the candidate is printed: {}", out.show());
+    let sealed = Sealed::parse(lines[0]).unwrap();
+    assert!(
+        sealed.execution.starts_with("rotate-app-openai_api_key-"),
+        "{}",
+        sealed.execution
+    );
+    let ahead = sealed.not_after - chrono::Utc::now();
+    assert!(
+        ahead > chrono::Duration::hours(23) && ahead <= chrono::Duration::hours(24),
+        "valid for 24 hours by default: {ahead}"
+    );
+
+    let input = rotate_input(id, lines[0]);
+    let out = rotor.run(&["rotate", "--input", &input, "--json"]);
+    out.expect_ok();
+    assert_eq!(rotor.reveal(id, CURRENT), Some(key.clone()));
+    assert!(
+        out.json()["execution_id"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{}", sealed.execution)),
+        "the execution takes the candidate's name: {}",
+        out.show()
+    );
+
+    // The same candidate again: its execution has run, so nothing starts (as Step Functions'
+    // ExecutionAlreadyExists).
+    refused(
+        &rotor,
+        id,
+        &["rotate", "--input", &input],
+        2,
+        None,
+        &["ExecutionAlreadyExists", &sealed.execution],
+    );
+    // Moved to another execution name: KMS refuses the changed context.
+    let mut moved = sealed.clone();
+    moved.execution = format!("{}-again", sealed.execution);
+    refused(
+        &rotor,
+        id,
+        &["rotate", "--input", &rotate_input(id, &moved.encode())],
+        3,
+        Some("Candidate.Invalid"),
+        &["encryption context"],
+    );
+    // A fresh key, but sealed with a deadline that has passed.
+    let fresh = standin.issue_key("openai");
+    let store = rotor.open_store();
+    let expired = sealed_until(
+        &store,
+        &fresh,
+        id,
+        chrono::Utc::now() - chrono::Duration::seconds(1),
+    );
+    refused(
+        &rotor,
+        id,
+        &["rotate", "--input", &rotate_input(id, &expired)],
+        3,
+        Some("Candidate.Invalid"),
+        &["expired at"],
+    );
+    // Bare KMS ciphertext under the old context: names no execution and no deadline.
+    let bare = base64::engine::general_purpose::STANDARD.encode(
+        block_on(rotor_core::ports::Kms::encrypt(
+            &store,
+            &SecretValue::new(fresh.clone()),
+            &BTreeMap::from([("SecretId".to_string(), id.to_string())]),
+        ))
+        .unwrap(),
+    );
+    refused(
+        &rotor,
+        id,
+        &["rotate", "--input", &rotate_input(id, &bare)],
+        3,
+        Some("Candidate.Invalid"),
+        &["not a rotor candidate"],
+    );
+    // A validity beyond seven days is refused before anything is read or made.
+    let out = rotor.run_stdin(&["encrypt", "--secret", id, "--valid-for", "8d"], b"x");
+    assert_eq!(out.code, 2, "{}", out.show());
+    assert!(out.stderr().contains("at most 7 days"), "{}", out.show());
     assert_eq!(rotor.reveal(id, CURRENT), Some(key));
 }
 

@@ -708,44 +708,27 @@ async fn local() -> Local {
     }
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn execution_arn(name: &str) -> String {
     format!("arn:aws:states:us-east-1:123456789012:execution:{STATE_MACHINE_NAME}:{name}")
 }
 
 impl Local {
-    /// A rotate input whose candidate is encrypted with the store's KMS under the secret's
-    /// candidate context, as `rotor rotate` sends it.
-    async fn rotate_input(&self, candidate: &str) -> ExecutionInput {
-        let blob = self
-            .store
-            .encrypt(&SecretValue::new(candidate), &candidate_context(SECRET))
-            .await
-            .unwrap();
+    /// A rotate input whose candidate is sealed with the store's KMS for the execution `name`,
+    /// as `rotor rotate` sends it.
+    async fn rotate_input(&self, name: &str, candidate: &str) -> ExecutionInput {
+        let sealed = rotor_core::candidate::seal(
+            &self.store,
+            SECRET,
+            name,
+            Utc::now() + chrono::Duration::hours(1),
+            &SecretValue::new(candidate),
+        )
+        .await
+        .unwrap();
         ExecutionInput {
             action: Action::Rotate,
             secret_id: SECRET.into(),
-            candidate_ciphertext: Some(base64(&blob)),
+            candidate_ciphertext: Some(sealed),
             requested_by: Some("github:alice".into()),
             reason: Some("test".into()),
             target_version_id: None,
@@ -874,7 +857,7 @@ fn entered(outcome: &Outcome) -> Vec<String> {
 async fn real_handlers_happy_rotation() {
     let l = local().await;
     let new_key = l.vendor.issue_key("openai");
-    let outcome = l.run(&l.rotate_input(&new_key).await, "happy").await;
+    let outcome = l.run(&l.rotate_input("happy", &new_key).await, "happy").await;
     assert_eq!(
         outcome.status,
         Status::Succeeded,
@@ -918,7 +901,7 @@ async fn real_handlers_rejected_candidate_is_abandoned() {
     let before = l.labels().await;
     let outcome = l
         .run(
-            &l.rotate_input("sk-proj-not-issued-by-the-vendor").await,
+            &l.rotate_input("rejected", "sk-proj-not-issued-by-the-vendor").await,
             "rejected",
         )
         .await;
@@ -959,7 +942,7 @@ async fn real_handlers_app_failure_after_promote_is_reverted() {
     let l = local().await;
     let new_key = l.vendor.issue_key("openai");
     l.app.set_broken(true);
-    let outcome = l.run(&l.rotate_input(&new_key).await, "app-down").await;
+    let outcome = l.run(&l.rotate_input("app-down", &new_key).await, "app-down").await;
     assert_eq!(outcome.status, Status::Failed);
     assert_eq!(
         outcome.error.as_deref(),
@@ -1016,7 +999,7 @@ async fn real_handlers_app_failure_after_promote_is_reverted() {
 async fn real_handlers_manual_rollback_after_rotation() {
     let l = local().await;
     let new_key = l.vendor.issue_key("openai");
-    let rotated = l.run(&l.rotate_input(&new_key).await, "rotate-first").await;
+    let rotated = l.run(&l.rotate_input("rotate-first", &new_key).await, "rotate-first").await;
     assert_eq!(rotated.status, Status::Succeeded, "{:?}", rotated.cause);
     let (new_id, _) = l.current().await;
     let input = ExecutionInput {
@@ -1069,7 +1052,7 @@ async fn real_handlers_refuse_while_another_rotation_is_staged() {
         .unwrap();
     let before = l.labels().await;
     let new_key = l.vendor.issue_key("openai");
-    let outcome = l.run(&l.rotate_input(&new_key).await, "second").await;
+    let outcome = l.run(&l.rotate_input("second", &new_key).await, "second").await;
     assert_eq!(outcome.error.as_deref(), Some("Rotation.InProgress"));
     assert_eq!(
         entered(&outcome),
@@ -1144,7 +1127,7 @@ async fn local_functions_map_errors_like_the_lambda_runtime() {
 #[tokio::test]
 async fn an_invalid_definition_is_reported_not_run() {
     let l = local().await;
-    let input = l.rotate_input("sk-proj-whatever").await;
+    let input = l.rotate_input("x", "sk-proj-whatever").await;
     let o = run_rotation(
         "{\"StartAt\": \"${nope}\"}",
         l.services.clone(),
@@ -1311,7 +1294,7 @@ async fn every_mocked_failure_over_the_real_store_leaves_one_working_current() {
 
         let candidate_key = l.vendor.issue_key("openai");
         let input = if case.input["action"] == "rotate" && case.input["secret_id"] == SECRET {
-            serde_json::to_value(l.rotate_input(&candidate_key).await).unwrap()
+            serde_json::to_value(l.rotate_input(&format!("real-{}", case.name), &candidate_key).await).unwrap()
         } else {
             case.input.clone()
         };

@@ -2,7 +2,8 @@
 # the configured environment can assume (subject repo:<owner>/<name>:environment:<env>).
 #
 # ci-rotate: starts rotations and reads their outcome. It may encrypt a candidate for one of
-#   these secrets (kms:Encrypt, encryption context SecretId = the secret's name) and use the key
+#   these secrets (kms:Encrypt, encryption context SecretId = the secret's name, Execution and
+#   NotAfter: a candidate is sealed to one execution and a deadline) and use the key
 #   for the rotation state machine's own data (StartExecution/DescribeExecution/
 #   GetExecutionHistory on a state machine encrypted with a customer managed key need
 #   kms:GenerateDataKey/kms:Decrypt under its context). Of Secrets Manager only the metadata
@@ -78,7 +79,8 @@ locals {
         Resource = [aws_kms_key.this.arn]
         Condition = {
           StringEquals                = { "kms:EncryptionContext:SecretId" = local.secret_names }
-          "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = ["SecretId"] }
+          "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = local.candidate_context_keys }
+          "Null"                      = local.candidate_context_present
         }
       },
       {

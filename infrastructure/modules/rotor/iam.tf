@@ -25,6 +25,14 @@
 # sts:GetCallerIdentity (health-probe of IAM keys) needs no permission.
 
 locals {
+  # A candidate's encryption context (rotor_core::candidate): exactly these keys, Execution and
+  # NotAfter present, so a ciphertext without a deadline can be neither made nor opened.
+  candidate_context_keys = ["Execution", "NotAfter", "SecretId"]
+  candidate_context_present = {
+    "kms:EncryptionContext:Execution" = "false"
+    "kms:EncryptionContext:NotAfter"  = "false"
+  }
+
   # aws:SourceAccount only: AWS documents aws:SourceArn for Lambda where a function is the
   # target of a call (its resource policy), not in an execution role's trust; a condition key
   # Lambda does not send would make every function unable to run, and no offline test can
@@ -79,16 +87,18 @@ locals {
           Resource = local.secret_arns
         },
         {
-          # The candidate: KMS ciphertext made by `rotor rotate` or ci-rotate under the
-          # encryption context {"SecretId": <secret name>} of one of these secrets, and nothing else.
+          # The candidate: KMS ciphertext made by `rotor rotate`, `rotor encrypt` or ci-rotate
+          # under the encryption context {"SecretId": <secret name>, "Execution": <name>,
+          # "NotAfter": <time>} of one of these secrets (sealed to one execution and a deadline,
+          # which stage-pending checks), and nothing else.
           Sid      = "DecryptCandidatesForTheManagedSecretsOnly"
           Effect   = "Allow"
           Action   = ["kms:Decrypt"]
           Resource = [aws_kms_key.this.arn]
           Condition = {
             StringEquals                = { "kms:EncryptionContext:SecretId" = local.secret_names }
-            "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = ["SecretId"] }
-            "Null"                      = { "kms:ViaService" = "true" }
+            "ForAllValues:StringEquals" = { "kms:EncryptionContextKeys" = local.candidate_context_keys }
+            "Null"                      = merge(local.candidate_context_present, { "kms:ViaService" = "true" })
           }
         },
         local.statement_secrets_via_kms_decrypt,

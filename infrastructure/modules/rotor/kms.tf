@@ -1,6 +1,6 @@
 # The deployment's customer managed key: a multi-Region primary key (replicas in the extra
 # regions come from modules/kms-replica). It encrypts the secrets, the candidates (encryption
-# context {"SecretId": <secret name>}), the log groups, the alarm topic, the functions'
+# context {"SecretId": <secret name>, "Execution": <name>, "NotAfter": <time>}), the log groups, the alarm topic, the functions'
 # environment, the schedules' input and the state machines' definition and history.
 #
 # Key policy: only the account's root (the IAM-delegation statement) gets kms:*; AWS services

@@ -24,7 +24,7 @@ output "function_role_arns" {
 }
 
 output "kms_key_arn" {
-  description = "ARN of the multi-Region primary KMS key (ROTOR_KMS_KEY_ID of the functions; `rotor rotate` encrypts candidates with it under {\"SecretId\": <name>})."
+  description = "ARN of the multi-Region primary KMS key (ROTOR_KMS_KEY_ID of the functions; `rotor rotate`, `rotor start` and `rotor encrypt` seal candidates with it under {\"SecretId\": <name>, \"Execution\": <execution name>, \"NotAfter\": <time>})."
   value       = aws_kms_key.this.arn
 }
 

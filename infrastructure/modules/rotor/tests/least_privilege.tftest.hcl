@@ -261,6 +261,18 @@ run "every_policy_is_least_privilege" {
     ] == [tolist(["rotor-test/deployer_access_key", "rotor-test/openai_api_key", "rotor-test/session_signing_key"])]
     error_message = "stage-pending's candidate decrypt is not bound to the managed secrets' names."
   }
+  # A candidate is sealed to one execution and a deadline: the decrypt (stage-pending) and the
+  # encrypt (ci-rotate) both require exactly that context.
+  assert {
+    condition = alltrue([
+      for s in concat(jsondecode(output.iam_policies["stage-pending"]).Statement, jsondecode(output.iam_policies["ci-rotate"]).Statement) :
+      s.Condition["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"] == ["Execution", "NotAfter", "SecretId"]
+      && s.Condition["Null"]["kms:EncryptionContext:Execution"] == "false"
+      && s.Condition["Null"]["kms:EncryptionContext:NotAfter"] == "false"
+      if can(s.Condition.StringEquals["kms:EncryptionContext:SecretId"])
+    ])
+    error_message = "A candidate's encrypt or decrypt does not require its Execution and NotAfter."
+  }
 
   # Only stage-pending, rollback and revoke-old-iam-key touch IAM keys, of the named users only;
   # only ci-plan and ci-deploy (Terraform) have any other IAM permission.
