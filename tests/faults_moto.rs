@@ -28,9 +28,7 @@ use rotor_core::error::{Result as RotorResult, RotorError};
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::handlers::token_for;
 use rotor_core::iam::KeyValue;
-use rotor_core::ports::{
-    AuditRecord, AuditSink, Iam, Metric, SecretStore, Services,
-};
+use rotor_core::ports::{AuditRecord, AuditSink, Iam, Metric, SecretStore, Services};
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
 use rotor_standins::{AppStandIn, BoxFuture, CurrentKey, KeyChecker, VendorStandIn};
@@ -934,7 +932,9 @@ async fn ten_concurrent_rotations_of_one_secret_one_wins() {
     let s = &s;
     let runs = (0..10).map(|i| async move {
         let candidate = env.vendor.issue_key(PRESET);
-        let sealed = rotor_tests::candidates::sealed(env.direct.kms.as_ref(), &s.secret_id, &candidate).await;
+        let sealed =
+            rotor_tests::candidates::sealed(env.direct.kms.as_ref(), &s.secret_id, &candidate)
+                .await;
         let input = ExecutionInput {
             action: Action::Rotate,
             secret_id: s.secret_id.clone(),

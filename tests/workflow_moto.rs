@@ -40,9 +40,7 @@ use rotor_core::policy::{
     Charset, TAG_APP_HEALTH_URL, TAG_CHARSET, TAG_KIND, TAG_LENGTH, TAG_PROBE, TAG_PROBE_URL,
     TAG_WAIT_CONSUMERS, TAG_WAIT_PROPAGATION,
 };
-use rotor_core::ports::{
-    AuditRecord, AuditSink, Metric, SecretStore, Services,
-};
+use rotor_core::ports::{AuditRecord, AuditSink, Metric, SecretStore, Services};
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
 use rotor_standins::{AppStandIn, BoxFuture, CurrentKey, VendorStandIn};
@@ -190,8 +188,12 @@ impl World {
         let candidate_ciphertext = match candidate {
             None => None,
             Some(c) => Some(
-                rotor_tests::candidates::sealed(self.fixture.adapters.kms.as_ref(), &self.secret_id, c)
-                    .await,
+                rotor_tests::candidates::sealed(
+                    self.fixture.adapters.kms.as_ref(),
+                    &self.secret_id,
+                    c,
+                )
+                .await,
             ),
         };
         ExecutionInput {

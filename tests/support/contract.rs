@@ -18,8 +18,8 @@ use rotor_aws::{AwsAdapters, AwsOptions};
 use rotor_core::error::{Result, RotorError};
 use rotor_core::events::PromoteInput;
 use rotor_core::ports::{
-    AuditRecord, AuditSink, HttpProber, Iam, Kms, Metric, ProbeAnswer,
-    ProbeRequest, SecretStore, Services, SystemClock,
+    AuditRecord, AuditSink, HttpProber, Iam, Kms, Metric, ProbeAnswer, ProbeRequest, SecretStore,
+    Services, SystemClock,
 };
 use rotor_core::secret::{
     SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES,
@@ -849,7 +849,11 @@ pub async fn kms_encryption_context(f: &dyn Fixture) {
     for other in [
         candidate_context(&b),
         rotor_core::candidate::context(&a, "another-execution", deadline()),
-        rotor_core::candidate::context(&a, "contract-execution", deadline() + chrono::Duration::days(1)),
+        rotor_core::candidate::context(
+            &a,
+            "contract-execution",
+            deadline() + chrono::Duration::days(1),
+        ),
     ] {
         assert_err(
             f.kms().decrypt(&blob, &other).await,

@@ -147,7 +147,7 @@ mod tests {
     fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
         std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
     }
-    
+
     #[test]
     fn a_context_shows_as_json() {
         assert_eq!(

@@ -103,7 +103,9 @@ impl Sealed {
             .with_timezone(&Utc);
         let ciphertext = base64::engine::general_purpose::STANDARD
             .decode(fields[3])
-            .map_err(|_| RotorError::candidate("candidate_ciphertext: the ciphertext is not base64"))?;
+            .map_err(|_| {
+                RotorError::candidate("candidate_ciphertext: the ciphertext is not base64")
+            })?;
         Ok(Sealed {
             execution,
             not_after,
@@ -244,7 +246,11 @@ mod tests {
         let other = ARN.replace("0a1b2c3d", "ffffffff");
         let e = sealed().check(&other, at(10)).unwrap_err();
         assert_eq!(e.asl_name(), "Candidate.Invalid");
-        assert!(e.to_string().contains("not rotate-prod-openai-20261203T100000-ffffffff"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("not rotate-prod-openai-20261203T100000-ffffffff"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -253,7 +259,10 @@ mod tests {
             .check(ARN, at(11) + Duration::seconds(1))
             .unwrap_err();
         assert_eq!(e.asl_name(), "Candidate.Invalid");
-        assert!(e.to_string().contains("expired at 2026-12-03T11:00:00Z"), "{e}");
+        assert!(
+            e.to_string().contains("expired at 2026-12-03T11:00:00Z"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -271,8 +280,14 @@ mod tests {
         for (text, says) in [
             ("AQICAHh0ZXN0", "is not a rotor candidate"),
             ("rotor1.x.2026-12-03T11:00:00Z", "is not a rotor candidate"),
-            ("rotor2.x.2026-12-03T11:00:00Z.AQID", "is not a rotor candidate"),
-            ("rotor1.a b.2026-12-03T11:00:00Z.AQID", "names no valid execution"),
+            (
+                "rotor2.x.2026-12-03T11:00:00Z.AQID",
+                "is not a rotor candidate",
+            ),
+            (
+                "rotor1.a b.2026-12-03T11:00:00Z.AQID",
+                "names no valid execution",
+            ),
             ("rotor1.x.tomorrow.AQID", "no valid not-after time"),
             ("rotor1.x.2026-12-03T11:00:00Z.not*base64", "not base64"),
         ] {
@@ -284,7 +299,10 @@ mod tests {
 
     #[test]
     fn the_execution_name_is_the_last_field_of_its_arn() {
-        assert_eq!(execution_name_of(ARN), "rotate-prod-openai-20261203T100000-0a1b2c3d");
+        assert_eq!(
+            execution_name_of(ARN),
+            "rotate-prod-openai-20261203T100000-0a1b2c3d"
+        );
         assert_eq!(execution_name_of("plain"), "plain");
     }
 }

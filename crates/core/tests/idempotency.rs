@@ -20,9 +20,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rotor_core::events::*;
 use rotor_core::handlers::{self, token_for};
-use rotor_core::ports::{
-    AuditRecord, CallerIdentity, Clock, Iam, SecretStore, Services,
-};
+use rotor_core::ports::{AuditRecord, CallerIdentity, Clock, Iam, SecretStore, Services};
 use rotor_core::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_core::{Result, RotorError};
 use rotor_local_store::LocalStore;

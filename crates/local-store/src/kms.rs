@@ -87,7 +87,7 @@ mod tests {
         std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
     }
     use crate::test_util::TempDir;
-    
+
     #[test]
     fn non_utf8_plaintext_is_candidate_invalid() {
         let dir = TempDir::new();

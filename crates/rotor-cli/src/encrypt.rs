@@ -31,15 +31,19 @@ pub struct EncryptArgs {
 /// `90s`, `30m`, `24h`, `7d`: more than 0, at most [`MAX_VALIDITY`].
 fn parse_validity(text: &str) -> Result<Duration, String> {
     let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)"))?;
+    let n: i64 = digits.parse().map_err(|_| {
+        format!("{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)")
+    })?;
     let d = match unit {
         "s" => Duration::seconds(n),
         "m" => Duration::minutes(n),
         "h" => Duration::hours(n),
         "d" => Duration::days(n),
-        _ => return Err(format!("{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)")),
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)"
+            ))
+        }
     };
     if d <= Duration::zero() || d > MAX_VALIDITY {
         return Err(format!(
@@ -55,7 +59,9 @@ pub fn encrypt(global: &GlobalArgs, args: EncryptArgs) -> Result<u8> {
         bail!("--secret is empty");
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprintln!("rotor: reading the new value from stdin (end with Ctrl-D); it is not echoed back");
+        eprintln!(
+            "rotor: reading the new value from stdin (end with Ctrl-D); it is not echoed back"
+        );
     }
     let value = crate::secret::read_value(None, true, "candidate")?;
     workflow::check_candidate(&value)?;

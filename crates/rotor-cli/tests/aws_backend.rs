@@ -13,7 +13,6 @@ mod common;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
-use base64::Engine;
 use common::{StandIn, TempDir};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -126,7 +125,8 @@ impl Rotor {
         self.aws_env(args, &[])
     }
 
-    /// `rotor start` and `rotor history` are what GitHub runs as ci-rotate: their calls are
+    /// `rotor start` and `rotor history` are what GitHub runs as ci-rotate (and `rotor encrypt`
+    /// what an operator runs with no more than ci-rotate may do): their calls are
     /// signed with ci-rotate's key, which the permission check (scripts/permissions.py)
     /// evaluates against ci-rotate's policies as deployed.
     fn aws_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
@@ -135,7 +135,10 @@ impl Rotor {
         let mut all = vec!["--backend", "aws", "--endpoint-url", &e, "--store", &store];
         all.extend_from_slice(args);
         let mut env = env.to_vec();
-        let as_ci = matches!(args.first(), Some(&"start") | Some(&"history"));
+        let as_ci = matches!(
+            args.first(),
+            Some(&"start") | Some(&"history") | Some(&"encrypt")
+        );
         if as_ci && !env.iter().any(|(k, _)| *k == "AWS_ACCESS_KEY_ID") {
             env.push(("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY));
         }
@@ -237,23 +240,23 @@ impl Clients {
         (arn, alias)
     }
 
-    /// KMS Decrypt of an execution input's candidate under the secret's context: (plaintext,
-    /// the key ARN that encrypted it).
-    async fn decrypt_candidate(&self, ciphertext_b64: &str, secret: &str) -> (String, String) {
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(ciphertext_b64)
-            .expect("candidate_ciphertext is base64");
+    /// KMS Decrypt of an execution input's candidate under its sealed context (the secret,
+    /// its execution, its deadline): (plaintext, the key ARN that encrypted it, the execution
+    /// name it is sealed for).
+    async fn decrypt_candidate(&self, text: &str, secret: &str) -> (String, String, String) {
+        let sealed = rotor_core::candidate::Sealed::parse(text).expect("a sealed candidate");
         let out = self
             .kms
             .decrypt()
-            .ciphertext_blob(Blob::new(blob))
-            .encryption_context("SecretId", secret)
+            .ciphertext_blob(Blob::new(sealed.ciphertext.clone()))
+            .set_encryption_context(Some(sealed.context(secret).into_iter().collect()))
             .send()
             .await
-            .expect("the candidate decrypts under the context {SecretId: <secret>}");
+            .expect("the candidate decrypts under its context {SecretId, Execution, NotAfter}");
         (
             String::from_utf8(out.plaintext.unwrap().into_inner()).unwrap(),
             out.key_id.unwrap_or_default(),
+            sealed.execution,
         )
     }
 
@@ -793,10 +796,14 @@ fn start_sends_ciphertext_only_and_wait_reports_the_final_status() {
     assert_eq!(input["secret_id"], id.as_str());
     assert_eq!(input["requested_by"], "github:alice");
     assert_eq!(input["reason"], "r");
-    let (plain, key_used) = rt
+    let (plain, key_used, sealed_for) = rt
         .block_on(clients.decrypt_candidate(input["candidate_ciphertext"].as_str().unwrap(), &id));
     assert_eq!(plain, marker);
     assert_eq!(key_used, key_arn);
+    assert_eq!(
+        sealed_for, name,
+        "the candidate is sealed to this execution only"
+    );
 
     // No event of the history carries the value.
     let history = rt.block_on(clients.history(&arn));
@@ -933,6 +940,161 @@ fn start_sends_ciphertext_only_and_wait_reports_the_final_status() {
     );
 }
 
+/// The operator seals the key with `rotor encrypt` (as ci-rotate: kms:Encrypt under the
+/// candidate's context is all it needs), and `rotor start --candidate-ciphertext-env` starts
+/// the execution the candidate is sealed for, with that ciphertext as its input. Started again
+/// (a replay), Step Functions refuses the name: nothing new runs.
+#[test]
+fn a_candidate_rotor_encrypt_sealed_starts_its_own_execution_once() {
+    let rotor = Rotor::new("aws-encrypt");
+    let rt = runtime();
+    let clients = rt.block_on(Clients::new());
+    let state_machine = rt.block_on(clients.rotation_state_machine());
+    let (key_arn, alias) = rt.block_on(clients.key_with_alias());
+    let prefix = format!("en-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let id = format!("{prefix}/openai_api_key");
+    create_vendor_secret(&rotor, &id, "sk-initial", "http://127.0.0.1:9/unused");
+    let marker = format!("rotor-marker-{}", uuid::Uuid::new_v4().simple());
+
+    let e = endpoint();
+    let store = rotor.store.to_string_lossy().into_owned();
+    let mut encrypt = rotor.command(
+        &[
+            "encrypt",
+            "--backend",
+            "aws",
+            "--endpoint-url",
+            &e,
+            "--store",
+            &store,
+            "--kms-key-id",
+            &alias,
+            "--secret",
+            &id,
+            "--valid-for",
+            "2h",
+        ],
+        &[("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY)],
+    );
+    let mut child = encrypt
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), marker.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success(), "rotor encrypt: {stderr}");
+    assert!(!stdout.contains(&marker) && !stderr.contains(&marker));
+    let text = stdout.trim().to_string();
+    let sealed = rotor_core::candidate::Sealed::parse(&text).unwrap();
+    let ahead = sealed.not_after - chrono::Utc::now();
+    assert!(ahead > chrono::Duration::minutes(119) && ahead <= chrono::Duration::hours(2));
+
+    let start_why = |env_value: &str, reason: &str| {
+        rotor.aws_env(
+            &[
+                "start",
+                "--secret",
+                &id,
+                "--candidate-ciphertext-env",
+                "CT",
+                "--requested-by",
+                "github:alice",
+                "--reason",
+                reason,
+                "--state-machine",
+                &state_machine,
+                "--json",
+            ],
+            &[("CT", env_value)],
+        )
+    };
+    let start = |env_value: &str| start_why(env_value, "sealed ahead");
+    let first = start(&text);
+    assert_eq!(first.code, 0, "{}", first.show());
+    let doc = first.json();
+    assert_eq!(doc["name"], sealed.execution.as_str(), "{doc}");
+    let arn = doc["executionArn"].as_str().unwrap().to_string();
+    let input: Value = serde_json::from_str(
+        rt.block_on(clients.sfn.describe_execution().execution_arn(&arn).send())
+            .unwrap()
+            .input()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(input["candidate_ciphertext"], text.as_str());
+    let (plain, key_used, sealed_for) = rt.block_on(clients.decrypt_candidate(&text, &id));
+    assert_eq!(
+        (plain.as_str(), key_used.as_str()),
+        (marker.as_str(), key_arn.as_str())
+    );
+    assert_eq!(sealed_for, sealed.execution);
+
+    // The replay: the same candidate in another request. Step Functions refuses the name.
+    let again = start_why(&text, "a replay");
+    assert_ne!(again.code, 0, "{}", again.show());
+    assert!(
+        again.stderr.contains("ExecutionAlreadyExists"),
+        "{}",
+        again.show()
+    );
+    // The very same request while it runs is the same execution (Step Functions' idempotent
+    // start): no second one either.
+    let same = start(&text);
+    if same.code == 0 {
+        assert_eq!(same.json()["executionArn"], arn.as_str(), "{}", same.show());
+    } else {
+        assert!(
+            same.stderr.contains("ExecutionAlreadyExists"),
+            "{}",
+            same.show()
+        );
+    }
+    let listed = rt
+        .block_on(
+            clients
+                .sfn
+                .list_executions()
+                .state_machine_arn(&state_machine)
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(
+        listed
+            .executions()
+            .iter()
+            .filter(|x| x.name() == sealed.execution)
+            .count(),
+        1
+    );
+    // Not a candidate, or expired: refused before anything starts.
+    for (bad, says) in [
+        ("sk-plain-value", "not a rotor candidate"),
+        (&sealed_expired(&sealed) as &str, "expired at"),
+    ] {
+        let out = start(bad);
+        assert_eq!(out.code, 2, "{}", out.show());
+        assert!(out.stderr.contains(says), "{}", out.show());
+        assert!(
+            out.stderr.contains("--candidate-ciphertext-env"),
+            "{}",
+            out.show()
+        );
+    }
+}
+
+/// `sealed` with a deadline that has passed (refused by rotor start before KMS is asked).
+fn sealed_expired(sealed: &rotor_core::candidate::Sealed) -> String {
+    let mut s = sealed.clone();
+    s.not_after = chrono::Utc::now() - chrono::Duration::minutes(1);
+    s.encode()
+}
+
 #[test]
 fn start_finds_the_key_the_secret_names_else_the_default_alias() {
     let rotor = Rotor::new("aws-start-keys");
@@ -981,7 +1143,7 @@ fn start_finds_the_key_the_secret_names_else_the_default_alias() {
         .unwrap()
         .to_string();
     let input: Value = serde_json::from_str(&input).unwrap();
-    let (plain, used) = rt
+    let (plain, used, _) = rt
         .block_on(clients.decrypt_candidate(input["candidate_ciphertext"].as_str().unwrap(), &id));
     assert_eq!(plain, marker);
     assert_eq!(used, own_key);
@@ -1023,7 +1185,7 @@ fn start_finds_the_key_the_secret_names_else_the_default_alias() {
         .unwrap()
         .to_string();
     let input: Value = serde_json::from_str(&input).unwrap();
-    let (plain, used) = rt
+    let (plain, used, _) = rt
         .block_on(clients.decrypt_candidate(input["candidate_ciphertext"].as_str().unwrap(), &id));
     assert_eq!(plain, marker);
     assert!(

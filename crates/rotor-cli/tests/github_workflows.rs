@@ -18,11 +18,11 @@
 mod common;
 
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
-use base64::Engine;
 use common::TempDir;
 use serde_json::Value as Json;
 use serde_yaml::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -239,7 +239,8 @@ fn workflows_keep_their_security_contracts() {
         assert_eq!(groups[name].1, Value::Bool(false), "{name}");
     }
 
-    // The candidate is never an input: only secrets carry it, and only into a step's env:.
+    // The candidate's value is never an input: only secrets carry it, and only into a step's
+    // env:. The one candidate input is rotor encrypt's sealed ciphertext, read from env: too.
     for name in [
         "rotate-secret.yml",
         "rotate-secret-reusable.yml",
@@ -258,12 +259,23 @@ fn workflows_keep_their_security_contracts() {
             .keys()
             .map(|k| k.as_str().unwrap())
             .collect();
-        assert_eq!(
-            inputs,
-            BTreeSet::from(["secret", "environment", "reason"]),
-            "{name}"
-        );
+        let expected: BTreeSet<&str> = if name == "rotate-secret.yml" {
+            BTreeSet::from(["secret", "environment", "reason", "candidate_ciphertext"])
+        } else {
+            BTreeSet::from(["secret", "environment", "reason"])
+        };
+        assert_eq!(inputs, expected, "{name}");
         let text = std::fs::read_to_string(workflows_dir().join(name)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("inputs.candidate_ciphertext") && !line.trim_start().starts_with('#') {
+                assert_eq!(
+                    line.trim(),
+                    "CANDIDATE_CIPHERTEXT: ${{ inputs.candidate_ciphertext }}",
+                    "{name}:{}: the sealed candidate reaches rotor through env: only",
+                    i + 1
+                );
+            }
+        }
         for (i, line) in text.lines().enumerate() {
             if line.contains("secrets.") && !line.trim_start().starts_with('#') {
                 assert!(
@@ -713,19 +725,24 @@ impl Moto {
         alias
     }
 
-    async fn decrypt(&self, b64: &str, secret: &str) -> String {
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
+    /// The plaintext of a sealed candidate, decrypted under its context, and the execution
+    /// name it is sealed for.
+    async fn decrypt(&self, text: &str, secret: &str) -> (String, String) {
+        let sealed = rotor_core::candidate::Sealed::parse(text).expect("a sealed candidate");
         let out = self
             .kms
             .decrypt()
-            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
-            .encryption_context("SecretId", secret)
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(
+                sealed.ciphertext.clone(),
+            ))
+            .set_encryption_context(Some(sealed.context(secret).into_iter().collect()))
             .send()
             .await
-            .expect("the candidate decrypts under {SecretId: <secret>}");
-        String::from_utf8(out.plaintext.unwrap().into_inner()).unwrap()
+            .expect("the candidate decrypts under {SecretId, Execution, NotAfter}");
+        (
+            String::from_utf8(out.plaintext.unwrap().into_inner()).unwrap(),
+            sealed.execution,
+        )
     }
 
     /// (name, input, status) of an execution.
@@ -819,15 +836,69 @@ fn context(
         ),
         ("secrets.ROTATION_CANDIDATE", candidate),
         ("secrets.candidate", candidate),
+        ("inputs.candidate_ciphertext", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
 
+/// The operator's step before the rotate workflow: `rotor encrypt` as ci-rotate (what it needs:
+/// kms:Encrypt under the candidate's context, nothing else), the value on stdin; its stdout.
+fn rotor_encrypt(secret_id: &str, alias: &str, value: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "--backend",
+            "aws",
+            "--endpoint-url",
+            &endpoint(),
+            "--region",
+            REGION,
+        ])
+        .args(["--kms-key-id", alias, "encrypt", "--secret", secret_id])
+        .env("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("ROTOR_KMS_KEY_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "rotor encrypt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains(value), "rotor encrypt printed the value");
+    stdout.trim().to_string()
+}
+
+/// Where the rotate workflow's candidate comes from.
+#[derive(Clone, Copy, PartialEq)]
+enum Candidate {
+    /// The environment secret ROTATION_CANDIDATE (or the reusable workflow's secret).
+    Secret,
+    /// rotor encrypt's output in the candidate_ciphertext input; no secret set.
+    Sealed,
+}
+
 /// Runs a rotation or rollback workflow's job against moto and checks what it started and
 /// what it showed; returns the run.
 fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
+    run_and_check_with(workflow, job, action, Candidate::Secret)
+}
+
+fn run_and_check_with(workflow: &str, job: &str, action: &str, from: Candidate) -> JobRun {
     let tmp = TempDir::new("gh-workflow");
     let rt = rt();
     let moto = rt.block_on(Moto::new());
@@ -837,7 +908,12 @@ fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
     let secret_id = format!("{prefix}openai_api_key");
     create_secret(&secret_id, tmp.path());
     let candidate = format!("sk-candidate-{}", uuid::Uuid::new_v4().simple());
-    let ctx = context(&prefix, &state_machine, &alias, &candidate);
+    let mut ctx = context(&prefix, &state_machine, &alias, &candidate);
+    if from == Candidate::Sealed {
+        let sealed = rotor_encrypt(&secret_id, &alias, &candidate);
+        ctx.insert("inputs.candidate_ciphertext".into(), sealed);
+        ctx.insert("secrets.ROTATION_CANDIDATE".into(), String::new());
+    }
     let _ = std::fs::remove_file("/tmp/rotor-pwned");
 
     let run = run_job(workflow, job, &ctx, tmp.path());
@@ -939,9 +1015,13 @@ fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
     assert_eq!(input["requested_by"], "github:octo-operator");
     assert_eq!(input["reason"], ctx["inputs.reason"].as_str());
     if action == "rotate" {
-        let plain =
+        let (plain, sealed_for) =
             rt.block_on(moto.decrypt(input["candidate_ciphertext"].as_str().unwrap(), &secret_id));
         assert_eq!(plain, candidate);
+        assert_eq!(
+            sealed_for, name,
+            "the candidate is sealed to this execution"
+        );
     } else {
         assert!(
             input.get("candidate_ciphertext").is_none_or(Json::is_null),
@@ -953,7 +1033,27 @@ fn run_and_check(workflow: &str, job: &str, action: &str) -> JobRun {
 
 #[test]
 fn rotate_workflow_starts_the_rotation_with_ciphertext_only() {
-    run_and_check("rotate-secret.yml", "rotate", "rotate");
+    let run = run_and_check("rotate-secret.yml", "rotate", "rotate");
+    // The environment-secret route works, and says that the key is still in GitHub.
+    assert!(
+        run.log()
+            .contains("gh secret delete ROTATION_CANDIDATE --env production"),
+        "{}",
+        run.log()
+    );
+}
+
+/// The candidate never stored in GitHub: sealed on the operator's machine by `rotor encrypt`,
+/// passed as an input, started under the execution name it is sealed for.
+#[test]
+fn rotate_workflow_takes_a_candidate_rotor_encrypt_sealed() {
+    let run = run_and_check_with("rotate-secret.yml", "rotate", "rotate", Candidate::Sealed);
+    assert!(
+        !run.log()
+            .contains("ROTATION_CANDIDATE, which keeps it in GitHub"),
+        "{}",
+        run.log()
+    );
 }
 
 #[test]

@@ -358,7 +358,12 @@ fn refused(
 /// `value` sealed with the store's KMS for a new execution of a rotation of
 /// `context_secret`, valid for an hour, as `candidate_ciphertext` carries it.
 fn ciphertext(store: &LocalStore, value: &str, context_secret: &str) -> String {
-    sealed_until(store, value, context_secret, chrono::Utc::now() + chrono::Duration::hours(1))
+    sealed_until(
+        store,
+        value,
+        context_secret,
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    )
 }
 
 fn sealed_until(
@@ -807,7 +812,12 @@ fn a_candidate_is_used_once_by_its_own_execution_before_its_deadline() {
     assert!(!out.text().contains(&key), "{}", out.show());
     let stdout = out.stdout();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "only the candidate is printed: {}", out.show());
+    assert_eq!(
+        lines.len(),
+        1,
+        "only the candidate is printed: {}",
+        out.show()
+    );
     let sealed = Sealed::parse(lines[0]).unwrap();
     assert!(
         sealed.execution.starts_with("rotate-app-openai_api_key-"),

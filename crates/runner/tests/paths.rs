@@ -857,7 +857,9 @@ fn entered(outcome: &Outcome) -> Vec<String> {
 async fn real_handlers_happy_rotation() {
     let l = local().await;
     let new_key = l.vendor.issue_key("openai");
-    let outcome = l.run(&l.rotate_input("happy", &new_key).await, "happy").await;
+    let outcome = l
+        .run(&l.rotate_input("happy", &new_key).await, "happy")
+        .await;
     assert_eq!(
         outcome.status,
         Status::Succeeded,
@@ -901,7 +903,8 @@ async fn real_handlers_rejected_candidate_is_abandoned() {
     let before = l.labels().await;
     let outcome = l
         .run(
-            &l.rotate_input("rejected", "sk-proj-not-issued-by-the-vendor").await,
+            &l.rotate_input("rejected", "sk-proj-not-issued-by-the-vendor")
+                .await,
             "rejected",
         )
         .await;
@@ -942,7 +945,9 @@ async fn real_handlers_app_failure_after_promote_is_reverted() {
     let l = local().await;
     let new_key = l.vendor.issue_key("openai");
     l.app.set_broken(true);
-    let outcome = l.run(&l.rotate_input("app-down", &new_key).await, "app-down").await;
+    let outcome = l
+        .run(&l.rotate_input("app-down", &new_key).await, "app-down")
+        .await;
     assert_eq!(outcome.status, Status::Failed);
     assert_eq!(
         outcome.error.as_deref(),
@@ -999,7 +1004,12 @@ async fn real_handlers_app_failure_after_promote_is_reverted() {
 async fn real_handlers_manual_rollback_after_rotation() {
     let l = local().await;
     let new_key = l.vendor.issue_key("openai");
-    let rotated = l.run(&l.rotate_input("rotate-first", &new_key).await, "rotate-first").await;
+    let rotated = l
+        .run(
+            &l.rotate_input("rotate-first", &new_key).await,
+            "rotate-first",
+        )
+        .await;
     assert_eq!(rotated.status, Status::Succeeded, "{:?}", rotated.cause);
     let (new_id, _) = l.current().await;
     let input = ExecutionInput {
@@ -1052,7 +1062,9 @@ async fn real_handlers_refuse_while_another_rotation_is_staged() {
         .unwrap();
     let before = l.labels().await;
     let new_key = l.vendor.issue_key("openai");
-    let outcome = l.run(&l.rotate_input("second", &new_key).await, "second").await;
+    let outcome = l
+        .run(&l.rotate_input("second", &new_key).await, "second")
+        .await;
     assert_eq!(outcome.error.as_deref(), Some("Rotation.InProgress"));
     assert_eq!(
         entered(&outcome),
@@ -1294,7 +1306,11 @@ async fn every_mocked_failure_over_the_real_store_leaves_one_working_current() {
 
         let candidate_key = l.vendor.issue_key("openai");
         let input = if case.input["action"] == "rotate" && case.input["secret_id"] == SECRET {
-            serde_json::to_value(l.rotate_input(&format!("real-{}", case.name), &candidate_key).await).unwrap()
+            serde_json::to_value(
+                l.rotate_input(&format!("real-{}", case.name), &candidate_key)
+                    .await,
+            )
+            .unwrap()
         } else {
             case.input.clone()
         };

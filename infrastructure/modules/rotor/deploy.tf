@@ -148,6 +148,14 @@ locals {
         Resource = "*"
       },
     ],
+    # The functions in a VPC (subnet_ids): Lambda checks that whoever sets a function's
+    # VpcConfig may describe its subnets, security groups and VPC (no resource-level permissions).
+    length(var.subnet_ids) == 0 ? [] : [{
+      Sid      = "DescribeTheFunctionsVpc"
+      Effect   = "Allow"
+      Action   = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+      Resource = "*"
+    }],
     [for name, d in local.decrypt_through : {
       Sid      = "DecryptThrough${name}"
       Effect   = "Allow"
@@ -366,7 +374,7 @@ locals {
   # version ids, which grow with each secret) and the regional ones.
   ci_plan_account_sids = [
     "ReadRoleOfThisDeployment", "ReadPolicyOfThisDeployment", "ReadTheOidcProvider",
-    "ListWithoutResourceLevelPermissions", "ListTheStateBucketAtTheStateKey", "ReadTheState",
+    "ListWithoutResourceLevelPermissions", "DescribeTheFunctionsVpc", "ListTheStateBucketAtTheStateKey", "ReadTheState",
     "ReadOnlyTheBootstrapPlaceholderVersions",
   ]
   ci_plan_policies = {
@@ -408,7 +416,9 @@ locals {
     states = concat(local.state_machine_patterns, [
       "${local.arn_prefix}:states:${local.region}:${local.account_id}:execution:${local.prefix}-*",
     ])
-    # Log delivery, X-Ray and PutMetricData have no resource-level permissions.
+    # Log delivery, X-Ray, PutMetricData and a function's network interfaces (in a VPC) have no
+    # resource-level permissions.
+    ec2        = ["*"]
     logs       = ["*"]
     xray       = ["*"]
     cloudwatch = ["*"]

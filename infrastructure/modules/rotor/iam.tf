@@ -190,9 +190,23 @@ locals {
           Action   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
           Resource = "*"
         },
-      ])
+      ], local.in_vpc_statements)
     }
   }
+
+  # In the VPC (subnet_ids): what Lambda needs of the execution role to attach the function's
+  # network interfaces (AWS's AWSLambdaVPCAccessExecutionRole). Lambda calls these as the role,
+  # on interfaces it creates; DescribeNetworkInterfaces has no resource-level permissions, and
+  # the interfaces do not exist before the call, so the resource is "*" (the boundary caps ec2
+  # at these actions).
+  in_vpc_statements = length(var.subnet_ids) == 0 ? [] : [
+    {
+      Sid      = "AttachTheFunctionToTheVpc"
+      Effect   = "Allow"
+      Action   = ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"]
+      Resource = "*"
+    },
+  ]
 }
 
 resource "aws_iam_role" "function" {

@@ -44,7 +44,7 @@ resource "aws_cloudwatch_log_group" "function" {
 resource "aws_lambda_function" "this" {
   for_each = local.function_full_names
   #checkov:skip=CKV_AWS_116:Only the state machine invokes these functions, synchronously (lambda:invoke); it retries and catches every failure, so there is no asynchronous event a dead-letter queue could keep.
-  #checkov:skip=CKV_AWS_117:The functions call vendor APIs on the internet and AWS public endpoints; no resource of rotor lives in a VPC, and a VPC would add a NAT gateway and nothing to protect.
+  #checkov:skip=CKV_AWS_117:Opt-in: with subnet_ids and security_group_ids (required by vpc_endpoint_ids) the functions run in the VPC; without them they call vendor APIs and AWS public endpoints directly, as nothing of rotor lives in a VPC by default.
   #checkov:skip=CKV_AWS_272:Code is deployed from zips built in CI by scripts/package and tracked by the bootstrap hash; AWS Signer code signing needs S3-hosted signed artifacts, which this deployment does not use.
 
   function_name                  = each.value
@@ -67,6 +67,16 @@ resource "aws_lambda_function" "this" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  # Opt-in (variables subnet_ids, security_group_ids): in the VPC whose endpoints the secrets'
+  # resource policy allows (vpc_endpoint_ids).
+  dynamic "vpc_config" {
+    for_each = length(var.subnet_ids) > 0 ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
   }
 
   depends_on = [

@@ -89,10 +89,27 @@ locals {
     ? { ArnNotEquals = { "aws:PrincipalArn" = var.administrator_role_arns } }
     : { ArnLike = { "aws:PrincipalArn" = ["${local.iam_arn}:role/${local.prefix}-*"] } }
   )
+  # With vpc_endpoint_ids: a value is read only through those endpoints (the functions run in
+  # the VPC; the consumers must read there too), except by the administrators (break glass, an
+  # in-process `rotor rotate` from a laptop). aws:SourceVpce is absent from a request that does
+  # not come through an endpoint, and a negated operator on an absent key matches: denied.
+  # GetSecretValue only: ci-rotate's DescribeSecret/ListSecretVersionIds from GitHub's runners
+  # read no value and stay possible.
+  vpc_only_reads = length(var.vpc_endpoint_ids) == 0 ? [] : [{
+    Sid       = "ReadValuesOnlyThroughTheVpcEndpoints"
+    Effect    = "Deny"
+    Principal = "*"
+    Action    = ["secretsmanager:GetSecretValue"]
+    Resource  = "*"
+    Condition = merge(
+      { StringNotEquals = { "aws:SourceVpce" = var.vpc_endpoint_ids } },
+      length(var.administrator_role_arns) > 0 ? { ArnNotEquals = { "aws:PrincipalArn" = var.administrator_role_arns } } : {},
+    )
+  }]
   secret_resource_policies = {
     for k in keys(var.secrets) : k => {
       Version = "2012-10-17"
-      Statement = [{
+      Statement = concat([{
         Sid       = "OnlyTheAdministratorsWriteRotorTags"
         Effect    = "Deny"
         Principal = "*"
@@ -101,7 +118,7 @@ locals {
         Condition = merge(local.rotor_tag_writers_denied, {
           "ForAnyValue:StringLike" = { "aws:TagKeys" = ["rotor:*"] }
         })
-      }]
+      }], local.vpc_only_reads)
     }
   }
 }

@@ -401,3 +401,44 @@ variable "tags" {
     error_message = "tags may not use the rotor: prefix (the secrets' policy) nor aws:."
   }
 }
+
+variable "vpc_endpoint_ids" {
+  description = "Opt-in: the Secrets Manager interface VPC endpoints (vpce-...) through which the secrets' values may be read. When set, each managed secret's resource policy denies GetSecretValue that does not come through one of them (aws:SourceVpce) to everyone but administrator_role_arns, and the functions run in the VPC (subnet_ids and security_group_ids are then required). The consumers (ECS tasks) must read through these endpoints too."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.vpc_endpoint_ids : can(regex("^vpce-[0-9a-f]{8,17}$", id))])
+    error_message = "vpc_endpoint_ids must be VPC endpoint ids (vpce- and 8 to 17 hex digits)."
+  }
+  validation {
+    condition     = length(var.vpc_endpoint_ids) == 0 || length(var.subnet_ids) > 0
+    error_message = "vpc_endpoint_ids needs subnet_ids and security_group_ids: the functions read the secrets, so they must run in the VPC whose endpoints the secrets' policy allows."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Opt-in: private subnets the six functions run in (with security_group_ids). The subnets need a route to the vendor APIs the probes call (a NAT gateway) and to IAM (no VPC endpoint exists for IAM), and endpoints or a route for Secrets Manager, KMS, STS, CloudWatch and X-Ray."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", id))])
+    error_message = "subnet_ids must be subnet ids (subnet- and 8 to 17 hex digits)."
+  }
+  validation {
+    condition     = (length(var.subnet_ids) == 0) == (length(var.security_group_ids) == 0)
+    error_message = "subnet_ids and security_group_ids go together: give both (the functions run in the VPC) or neither."
+  }
+}
+
+variable "security_group_ids" {
+  description = "Opt-in: security groups of the functions' network interfaces (with subnet_ids). Outbound HTTPS is all they need."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", id))])
+    error_message = "security_group_ids must be security group ids (sg- and 8 to 17 hex digits)."
+  }
+}

@@ -821,3 +821,96 @@ run "ci_deploy_takes_the_deploy_environment_it_is_given" {
     error_message = "ci-deploy does not trust the given deploy environment."
   }
 }
+
+# VPC endpoints are opt-in: by default no secret policy mentions aws:SourceVpce and no function
+# has a VPC configuration.
+run "by_default_the_secrets_are_read_over_the_public_endpoint" {
+  command = apply
+
+  assert {
+    condition = alltrue([
+      for k, p in aws_secretsmanager_secret_policy.this :
+      !strcontains(p.policy, "aws:SourceVpce")
+    ]) && alltrue([for f, fn in aws_lambda_function.this : length(fn.vpc_config) == 0])
+    error_message = "Without vpc_endpoint_ids, nothing may depend on a VPC."
+  }
+}
+
+run "with_vpc_endpoints_values_are_read_only_through_them" {
+  command = apply
+
+  variables {
+    vpc_endpoint_ids        = ["vpce-0123456789abcdef0", "vpce-0fedcba9876543210"]
+    subnet_ids              = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+    security_group_ids      = ["sg-0123456789abcdef0"]
+    administrator_role_arns = ["arn:aws:iam::123456789012:role/platform-admin"]
+  }
+
+  # Every secret: GetSecretValue denied unless through the endpoints or by an administrator.
+  assert {
+    condition = alltrue([
+      for k, p in aws_secretsmanager_secret_policy.this :
+      contains(jsondecode(p.policy).Statement, {
+        Sid       = "ReadValuesOnlyThroughTheVpcEndpoints"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = ["secretsmanager:GetSecretValue"]
+        Resource  = "*"
+        Condition = {
+          StringNotEquals = { "aws:SourceVpce" = ["vpce-0123456789abcdef0", "vpce-0fedcba9876543210"] }
+          ArnNotEquals    = { "aws:PrincipalArn" = ["arn:aws:iam::123456789012:role/platform-admin"] }
+        }
+      })
+    ]) && length(aws_secretsmanager_secret_policy.this) == 3
+    error_message = "A secret's policy does not confine reads to the VPC endpoints."
+  }
+  # The functions run in the VPC, and their roles may attach them to it (and nothing else of EC2).
+  assert {
+    condition = alltrue([
+      for f, fn in aws_lambda_function.this :
+      fn.vpc_config[0].subnet_ids == toset(["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"])
+      && fn.vpc_config[0].security_group_ids == toset(["sg-0123456789abcdef0"])
+    ]) && length(aws_lambda_function.this) == 6
+    error_message = "The functions do not run in the given subnets."
+  }
+  assert {
+    condition = alltrue([
+      for f, p in aws_iam_role_policy.function :
+      sort(flatten([for s in jsondecode(p.policy).Statement : s.Action if anytrue([for a in flatten([s.Action]) : startswith(a, "ec2:")])])) == tolist(["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"])
+    ])
+    error_message = "A function role's EC2 permissions are not exactly what Lambda needs to attach it to the VPC."
+  }
+  assert {
+    condition = anytrue([
+      for s in jsondecode(aws_iam_policy.boundary.policy).Statement : s.Sid == "AtMostEc2OfThisDeployment"
+    ])
+    error_message = "The boundary does not allow the functions' network interfaces."
+  }
+  # ci-deploy may describe the VPC Lambda checks it against.
+  assert {
+    condition = anytrue([
+      for s in jsondecode(output.iam_policies["ci-plan"]).Statement : s.Sid == "DescribeTheFunctionsVpc"
+    ])
+    error_message = "ci-deploy cannot set the functions' VPC configuration."
+  }
+}
+
+run "vpc_endpoints_need_the_functions_in_the_vpc" {
+  command = plan
+
+  variables {
+    vpc_endpoint_ids = ["vpce-0123456789abcdef0"]
+  }
+
+  expect_failures = [var.vpc_endpoint_ids]
+}
+
+run "subnets_and_security_groups_go_together" {
+  command = plan
+
+  variables {
+    subnet_ids = ["subnet-0123456789abcdef0"]
+  }
+
+  expect_failures = [var.subnet_ids]
+}
