@@ -656,6 +656,19 @@ def must_deny(dep: Deployment) -> list:
             rows.append((role, "kms:Decrypt", key, candidate, "only stage-pending decrypts a candidate"))
         else:
             rows.append((role, "kms:Decrypt", key, unsealed, "stage-pending never opens a candidate without an execution and a deadline"))
+    # The audit trail (create_cloudtrail) is the administrator's: no CI role may change, stop or
+    # delete it, or touch its log files.
+    trail = "arn:aws:cloudtrail:%s:%s:trail/%s-audit" % (region, acct, dep.prefix)
+    bucket = "arn:aws:s3:::%s-audit-trail-%s" % (dep.prefix, acct)
+    for who in (ci_deploy, ci_rotate):
+        if who not in roles:
+            continue
+        for action in ("cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail", "cloudtrail:PutEventSelectors"):
+            rows.append((who, action, trail, {}, "no CI role changes or stops the audit trail"))
+        for action, res in [("s3:PutBucketPolicy", bucket), ("s3:DeleteBucket", bucket), ("s3:PutLifecycleConfiguration", bucket),
+                            ("s3:DeleteObject", bucket + "/AWSLogs/%s/CloudTrail/x.json.gz" % acct),
+                            ("s3:PutObject", bucket + "/AWSLogs/%s/CloudTrail/x.json.gz" % acct)]:
+            rows.append((who, action, res, {}, "no CI role rewrites the audit trail's log files or bucket"))
     # A probe's destination is not a tag away: no deployed role may write a rotor:* tag (only
     # the administrators, whose roles are not the deployment's).
     for name in sorted(roles):

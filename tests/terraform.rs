@@ -26,9 +26,14 @@ use serde_json::Value;
 
 /// The checkov skips the Terraform may carry (each inline, with its reason): a new one must be
 /// argued here too.
-const ALLOWED_SKIPS: [&str; 5] = [
+const ALLOWED_SKIPS: [&str; 10] = [
     "CKV_AWS_116", // Lambda DLQ: only invoked synchronously by the state machine
-    "CKV_AWS_117", // Lambda in a VPC: calls vendors on the internet, nothing in a VPC
+    "CKV_AWS_117", // Lambda in a VPC: opt-in (subnet_ids); by default nothing is in a VPC
+    "CKV_AWS_18",  // the trail's bucket logging its own access: it is the audit log
+    "CKV_AWS_144", // the trail's bucket replicated: the account's backup policy
+    "CKV2_AWS_62", // the trail's bucket notifying per object: its digests prove it whole
+    "CKV_AWS_252", // the trail notifying SNS per log file: auditors read the trail
+    "CKV2_AWS_10", // the trail copied to CloudWatch Logs: another role ci-deploy could change
     "CKV_AWS_272", // Lambda code signing: zips from scripts/package, tracked by hash
     "CKV_AWS_285", // SFN execution data in logs: deliberately off (payloads stay in history)
     "CKV2_AWS_57", // Secrets Manager RotateSecret: rotor's state machine rotates instead
@@ -571,7 +576,7 @@ async fn applies_replans_clean_and_destroys_on_moto() {
     // administrator's (ADMIN_ONLY).
     let mut writes = aws_calls(&apply_log);
     writes.extend(aws_calls(&destroy_log));
-    for admin in ADMIN_ONLY {
+    for &admin in ADMIN_ONLY {
         assert!(
             writes.contains(admin),
             "the apply/destroy log shows no {admin}: is the debug log still parsed right? {writes:?}"
@@ -698,7 +703,7 @@ fn permissions_snapshot(endpoint: &str, prefix: &str) {
 /// keys and secrets is the administrator's (creating and deleting roles, their attachments and
 /// managed policies, the key and its replica, the OIDC provider, secrets, their values and
 /// replicas). Each must appear in the moto logs, and none may be ci-deploy's.
-const ADMIN_ONLY: [&str; 18] = [
+const ADMIN_ONLY: &[&str] = &[
     "kms:CreateKey",
     "kms:ReplicateKey",
     "kms:ScheduleKeyDeletion",
@@ -718,6 +723,21 @@ const ADMIN_ONLY: [&str; 18] = [
     // The secrets' resource policies (only the administrators write rotor:* tags).
     "secretsmanager:PutResourcePolicy",
     "secretsmanager:DeleteResourcePolicy",
+    // The audit trail and its bucket (cloudtrail.tf): a deployment role that could change or
+    // stop them could hide what it did.
+    "cloudtrail:CreateTrail",
+    "cloudtrail:StartLogging",
+    "cloudtrail:DeleteTrail",
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketOwnershipControls",
 ];
 
 /// Calls IAM never denies.
@@ -750,9 +770,15 @@ fn aws_calls(log: &Path) -> BTreeSet<String> {
                 "Scheduler" => "scheduler",
                 "Secrets Manager" => "secretsmanager",
                 "S3" => "s3",
+                "CloudTrail" => "cloudtrail",
                 other => panic!("a call to {other} (not mapped to an IAM service prefix here)"),
             };
-            calls.insert(format!("{prefix}:{method}"));
+            let action = if prefix == "s3" {
+                s3_action(&method)
+            } else {
+                method.as_str()
+            };
+            calls.insert(format!("{prefix}:{action}"));
         }
     };
     for line in text.lines() {
@@ -769,6 +795,27 @@ fn aws_calls(log: &Path) -> BTreeSet<String> {
     }
     flush(&entry);
     calls
+}
+
+/// The IAM action an S3 API operation needs, where the two names differ (the Service
+/// Authorization Reference's table for Amazon S3); the others are the operation's name.
+fn s3_action(operation: &str) -> &str {
+    match operation {
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" => "ListBucket",
+        "ListObjectVersions" => "ListBucketVersions",
+        "GetBucketAccelerateConfiguration" => "GetAccelerateConfiguration",
+        "GetBucketCors" => "GetBucketCORS",
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetBucketReplication" => "GetReplicationConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
+        other => other,
+    }
 }
 
 /// A field of a Terraform log entry: `name=value`, `name="two words"` or JSON `"name":"value"`.

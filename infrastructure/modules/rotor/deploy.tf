@@ -106,6 +106,19 @@ locals {
     ]
     cloudwatch = ["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"]
   }
+  # The trail's and its bucket's reads of a refresh (tests/terraform.rs checks them against the
+  # calls Terraform made on moto).
+  trail_read_actions = [
+    "cloudtrail:DescribeTrails", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors",
+    "cloudtrail:GetTrail", "cloudtrail:GetTrailStatus", "cloudtrail:ListTags",
+  ]
+  trail_bucket_read_actions = [
+    "s3:GetAccelerateConfiguration", "s3:GetBucketAcl", "s3:GetBucketCORS", "s3:GetBucketLogging",
+    "s3:GetBucketObjectLockConfiguration", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock", "s3:GetBucketRequestPayment", "s3:GetBucketTagging",
+    "s3:GetBucketVersioning", "s3:GetBucketWebsite", "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration", "s3:GetReplicationConfiguration", "s3:ListBucket",
+  ]
   read_resources = {
     secretsmanager = local.secret_patterns
     kms            = local.key_patterns
@@ -146,6 +159,22 @@ locals {
         Effect   = "Allow"
         Action   = ["kms:ListAliases", "logs:DescribeLogGroups", "sns:GetSubscriptionAttributes", "states:ValidateStateMachineDefinition"]
         Resource = "*"
+      },
+    ],
+    # The audit trail (create_cloudtrail) is the administrator's; a plan refreshes it, so both
+    # CI roles read it and its bucket, and nothing more (no write: cloudtrail.tf).
+    !var.create_cloudtrail ? [] : [
+      {
+        Sid      = "ReadTheAuditTrail"
+        Effect   = "Allow"
+        Action   = local.trail_read_actions
+        Resource = [local.trail_arn]
+      },
+      {
+        Sid      = "ReadTheAuditTrailsBucket"
+        Effect   = "Allow"
+        Action   = local.trail_bucket_read_actions
+        Resource = ["${local.arn_prefix}:s3:::${local.trail_bucket}"]
       },
     ],
     # The functions in a VPC (subnet_ids): Lambda checks that whoever sets a function's

@@ -31,7 +31,7 @@ resource "aws_kms_alias" "this" {
 locals {
   kms_key_policy = {
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid       = "AccountRootAdministersTheKeyAndDelegatesToIam"
         Effect    = "Allow"
@@ -82,6 +82,27 @@ locals {
           StringEquals = { "aws:SourceAccount" = local.account_id }
         }
       },
-    ]
+      ], !var.create_cloudtrail ? [] : [
+      {
+        # The audit trail (cloudtrail.tf): its log files, under this trail's context only.
+        Sid       = "CloudTrailEncryptsThisDeploymentsTrail"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "kms:GenerateDataKey*"
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceArn" = local.trail_arn }
+          StringLike   = { "kms:EncryptionContext:aws:cloudtrail:arn" = "arn:${local.partition}:cloudtrail:*:${local.account_id}:trail/*" }
+        }
+      },
+      {
+        Sid       = "CloudTrailDescribesTheKey"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = "kms:DescribeKey"
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:SourceArn" = local.trail_arn } }
+      },
+    ])
   }
 }

@@ -103,3 +103,12 @@ output "permissions_boundary_json" {
   description = "The boundary's policy document."
   value       = jsonencode(local.boundary_policy)
 }
+
+output "cloudtrail" {
+  description = "Where auditors find this deployment's AWS API calls: the trail's name and, when this module created it, its ARN and bucket (null when no trail is named)."
+  value = local.trail_name == "" ? null : {
+    name   = local.trail_name
+    arn    = local.create_trail ? aws_cloudtrail.this[0].arn : null
+    bucket = local.create_trail ? aws_s3_bucket.trail[0].id : null
+  }
+}

@@ -442,3 +442,36 @@ variable "security_group_ids" {
     error_message = "security_group_ids must be security group ids (sg- and 8 to 17 hex digits)."
   }
 }
+
+variable "create_cloudtrail" {
+  description = "Opt-in: create a multi-Region CloudTrail trail for this deployment (log file validation on, encrypted with the deployment's key, its own versioned bucket). An administrator's apply: ci-deploy may read the trail but never change, stop or delete it. Leave false when the account already has a trail, and name it in cloudtrail_name."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !(var.create_cloudtrail && var.cloudtrail_name != "")
+    error_message = "Give create_cloudtrail or cloudtrail_name (the account's existing trail), not both."
+  }
+}
+
+variable "cloudtrail_name" {
+  description = "The account's existing CloudTrail trail that records this deployment (output for auditors; nothing is created). Empty with create_cloudtrail = false: no trail is named."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.cloudtrail_name == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{2,127}$", var.cloudtrail_name))
+    error_message = "cloudtrail_name must be a trail name: 3 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."
+  }
+}
+
+variable "cloudtrail_retention_days" {
+  description = "With create_cloudtrail: days the trail's log files (and their older versions) are kept."
+  type        = number
+  default     = 2557
+
+  validation {
+    condition     = var.cloudtrail_retention_days >= 90 && floor(var.cloudtrail_retention_days) == var.cloudtrail_retention_days
+    error_message = "cloudtrail_retention_days must be a whole number of at least 90."
+  }
+}

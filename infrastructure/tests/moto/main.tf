@@ -60,11 +60,13 @@ variable "lambda_architecture" {
 locals {
   # Every service the module calls, all to moto.
   endpoints = {
+    cloudtrail     = var.moto_endpoint
     cloudwatch     = var.moto_endpoint
     cloudwatchlogs = var.moto_endpoint
     iam            = var.moto_endpoint
     kms            = var.moto_endpoint
     lambda         = var.moto_endpoint
+    s3             = var.moto_endpoint
     scheduler      = var.moto_endpoint
     secretsmanager = var.moto_endpoint
     sfn            = var.moto_endpoint
@@ -83,13 +85,17 @@ provider "aws" {
   skip_region_validation      = true
   # A call moto does not implement fails at once instead of retrying for minutes.
   max_retries = 1
+  # moto serves S3 on its one host: buckets in the path, not in the host name.
+  s3_use_path_style = true
 
   endpoints {
+    cloudtrail     = local.endpoints.cloudtrail
     cloudwatch     = local.endpoints.cloudwatch
     cloudwatchlogs = local.endpoints.cloudwatchlogs
     iam            = local.endpoints.iam
     kms            = local.endpoints.kms
     lambda         = local.endpoints.lambda
+    s3             = local.endpoints.s3
     scheduler      = local.endpoints.scheduler
     secretsmanager = local.endpoints.secretsmanager
     sfn            = local.endpoints.sfn
@@ -144,6 +150,8 @@ module "rotor" {
 
   kms_deletion_window_days    = 7
   secret_recovery_window_days = 0
+  # The audit trail, applied by the administrator and refreshed by ci-plan and ci-deploy.
+  create_cloudtrail = true
 
   secrets = {
     openai = {

@@ -84,6 +84,17 @@ mock_provider "aws" {
       arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/rotor-test/mock"
     }
   }
+  mock_resource "aws_cloudtrail" {
+    defaults = {
+      arn = "arn:aws:cloudtrail:us-east-1:123456789012:trail/rotor-test-audit"
+    }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = {
+      arn = "arn:aws:s3:::rotor-test-audit-trail-123456789012"
+      id  = "rotor-test-audit-trail-123456789012"
+    }
+  }
   mock_resource "aws_cloudwatch_metric_alarm" {
     defaults = {
       arn = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:rotor-test-mock"
@@ -913,4 +924,89 @@ run "subnets_and_security_groups_go_together" {
   }
 
   expect_failures = [var.subnet_ids]
+}
+
+# The audit trail is opt-in: by default none is created or named.
+run "by_default_no_trail" {
+  command = apply
+
+  assert {
+    condition     = length(aws_cloudtrail.this) == 0 && length(aws_s3_bucket.trail) == 0 && output.cloudtrail == null
+    error_message = "A trail exists without create_cloudtrail."
+  }
+}
+
+run "the_audit_trail_is_multi_region_validated_encrypted_and_the_administrators" {
+  command = apply
+
+  variables {
+    create_cloudtrail = true
+  }
+
+  assert {
+    condition = (aws_cloudtrail.this[0].is_multi_region_trail && aws_cloudtrail.this[0].enable_log_file_validation
+      && aws_cloudtrail.this[0].include_global_service_events
+    && aws_cloudtrail.this[0].kms_key_id == aws_kms_key.this.arn && aws_cloudtrail.this[0].name == "rotor-test-audit")
+    error_message = "The trail must be multi-Region, validated and encrypted with the deployment's key."
+  }
+  assert {
+    condition = (aws_s3_bucket_versioning.trail[0].versioning_configuration[0].status == "Enabled"
+      && aws_s3_bucket_public_access_block.trail[0].restrict_public_buckets
+      && one(aws_s3_bucket_server_side_encryption_configuration.trail[0].rule).apply_server_side_encryption_by_default[0].kms_master_key_id == aws_kms_key.this.arn
+    && one(aws_s3_bucket_lifecycle_configuration.trail[0].rule).expiration[0].days == 2557)
+    error_message = "The trail's bucket must be versioned, private, encrypted with the key and kept 7 years."
+  }
+  # CloudTrail writes this trail only; the key lets CloudTrail encrypt for this trail only.
+  assert {
+    condition = alltrue([
+      for s in jsondecode(aws_s3_bucket_policy.trail[0].policy).Statement :
+      s.Effect == "Deny" || try(s.Condition.StringEquals["aws:SourceArn"], null) == "arn:aws:cloudtrail:us-east-1:123456789012:trail/rotor-test-audit"
+      ]) && anytrue([
+      for s in jsondecode(aws_kms_key.this.policy).Statement :
+      s.Sid == "CloudTrailEncryptsThisDeploymentsTrail" && try(s.Condition.StringEquals["aws:SourceArn"], null) == "arn:aws:cloudtrail:us-east-1:123456789012:trail/rotor-test-audit"
+    ])
+    error_message = "The bucket or the key lets CloudTrail write for another trail."
+  }
+  # No role of the deployment may change, stop or delete the trail or write to its bucket; the
+  # CI roles only read them (a plan refreshes them).
+  assert {
+    condition = alltrue(flatten([
+      for name, p in output.iam_policies : [
+        for s in jsondecode(p).Statement : [
+          for a in flatten([s.Action]) :
+          !(startswith(a, "cloudtrail:") && !contains(local.trail_read_actions, a))
+          && !(startswith(a, "s3:") && contains(flatten([s.Resource]), "arn:aws:s3:::rotor-test-audit-trail-123456789012") && !contains(local.trail_bucket_read_actions, a))
+        ]
+      ]
+    ]))
+    error_message = "A deployment role may change the audit trail or its bucket."
+  }
+  assert {
+    condition     = output.cloudtrail.name == "rotor-test-audit" && output.cloudtrail.bucket != null
+    error_message = "The cloudtrail output does not name the trail and its bucket."
+  }
+}
+
+run "an_existing_trail_is_named_not_created" {
+  command = apply
+
+  variables {
+    cloudtrail_name = "org-trail"
+  }
+
+  assert {
+    condition     = length(aws_cloudtrail.this) == 0 && output.cloudtrail == { name = "org-trail", arn = null, bucket = null }
+    error_message = "Naming an existing trail must create nothing and name it in the output."
+  }
+}
+
+run "a_trail_is_created_or_named_not_both" {
+  command = plan
+
+  variables {
+    create_cloudtrail = true
+    cloudtrail_name   = "org-trail"
+  }
+
+  expect_failures = [var.create_cloudtrail]
 }
