@@ -378,10 +378,8 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
         Some(var) => Some(sealed_from_env(var)?),
         None => None,
     };
-    if candidate.is_some() || sealed.is_some() {
-        if args.action == ActionArg::Rollback {
-            bail!("a rollback takes no candidate (it moves AWSCURRENT back to AWSPREVIOUS)");
-        }
+    if (candidate.is_some() || sealed.is_some()) && args.action == ActionArg::Rollback {
+        bail!("a rollback takes no candidate (it moves AWSCURRENT back to AWSPREVIOUS)");
     }
     if let Some(value) = &candidate {
         workflow::check_candidate(value)?;
