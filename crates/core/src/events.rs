@@ -4,9 +4,11 @@
 //! Execution input (what `rotor rotate`, the schedule or GitHub Actions start the state machine with):
 //! ```json
 //! {"action": "rotate", "secret_id": "richesreach/development/openai_api_key",
-//!  "candidate_ciphertext": "AQICAHh...base64 KMS blob...", "requested_by": "github:alice", "reason": "quarterly"}
+//!  "candidate_ciphertext": "rotor1.rotate-...-0a1b2c3d.2026-12-03T13:00:00Z.AQICAHh...base64 KMS blob...",
+//!  "requested_by": "github:alice", "reason": "quarterly"}
 //! ```
-//! `action` is `rotate` or `rollback`; `candidate_ciphertext` is required for vendor keys only.
+//! `action` is `rotate` or `rollback`; `candidate_ciphertext` is required for vendor keys only,
+//! sealed to the execution of that name until that time (see [`crate::candidate`]).
 //!
 //! stage-pending: `{"execution_id": "arn:...:execution:rotation:x", "input": <execution input>}` ->
 //! ```json
