@@ -167,8 +167,15 @@ locals {
       {
         Sid      = "ReadTheAuditTrail"
         Effect   = "Allow"
-        Action   = local.trail_read_actions
+        Action   = [for a in local.trail_read_actions : a if a != "cloudtrail:DescribeTrails"]
         Resource = [local.trail_arn]
+      },
+      {
+        # DescribeTrails has no resource-level permissions (it lists the account's trails).
+        Sid      = "ListTheTrails"
+        Effect   = "Allow"
+        Action   = ["cloudtrail:DescribeTrails"]
+        Resource = ["*"]
       },
       {
         Sid      = "ReadTheAuditTrailsBucket"
