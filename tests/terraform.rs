@@ -1088,6 +1088,40 @@ fn checkov_finds_nothing() {
     }
 }
 
+/// The six functions are listed once, in rotor_core::dispatch::FUNCTIONS; the scripts that
+/// cannot read it (packaging, the permission check) and the crates under functions/ say the same.
+#[test]
+fn every_list_of_the_functions_is_the_dispatchs() {
+    let six: Vec<String> = FUNCTIONS.iter().map(|f| f.to_string()).collect();
+    let package = fs::read_to_string(repo_root().join("scripts/package")).expect("scripts/package");
+    let all = package
+        .lines()
+        .find_map(|l| l.strip_prefix("ALL=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("scripts/package has ALL=(...)");
+    assert_eq!(
+        all.split_whitespace().collect::<Vec<_>>(),
+        six,
+        "scripts/package ALL"
+    );
+    let permissions =
+        fs::read_to_string(repo_root().join("scripts/permissions.py")).expect("permissions.py");
+    let listed = permissions
+        .lines()
+        .find_map(|l| l.strip_prefix("FUNCTIONS = "))
+        .expect("scripts/permissions.py has FUNCTIONS = [...]");
+    let listed: Vec<String> = serde_json::from_str(listed).expect("a JSON-shaped list");
+    assert_eq!(listed, six, "scripts/permissions.py FUNCTIONS");
+    let mut crates: Vec<String> = fs::read_dir(repo_root().join("functions"))
+        .expect("functions/")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    crates.sort();
+    let mut sorted = six.clone();
+    sorted.sort();
+    assert_eq!(crates, sorted, "the crates under functions/");
+}
+
 #[test]
 fn packaging_script_is_valid_bash() {
     let script = repo_root().join("scripts/package");

@@ -7,15 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// The six functions (`functions/<name>`).
-pub const FUNCTIONS: [&str; 6] = [
-    "stage-pending",
-    "health-probe",
-    "promote",
-    "revoke-old-iam-key",
-    "rollback",
-    "audit-log",
-];
+/// The six functions (`functions/<name>`): the dispatch's list.
+pub const FUNCTIONS: [&str; 6] = rotor_core::dispatch::FUNCTIONS;
 
 /// The repository (the parent of `tests/`).
 pub fn repo_root() -> PathBuf {

@@ -4,11 +4,13 @@
 //! * [`policy`]: the per-secret policy read from the secret's `rotor:*` tags.
 //! * [`ports`]: traits for the outside world (secret store, KMS, IAM, STS, HTTP probes, audit, clock).
 //! * [`candidate`]: the candidate as a rotation carries it (sealed to one execution and a deadline).
+//! * [`dispatch`]: a function's name and JSON payload to its handler, one way for the Lambda binaries and the runner.
 //! * [`error`]: one error enum; every variant has a stable ASL error name.
 //! * [`handlers`]: stage-pending, health-probe, promote, revoke-old-iam-key, rollback, audit-log.
 //! * [`iam`]: IAM access key rotation's shared parts (the key value, staging, the STS proof).
 
 pub mod candidate;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod handlers;

@@ -4,26 +4,18 @@
 //! (`Probe.NotReady`, `Rotation.InProgress`, ...) that the state machine's Retry/Catch match.
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use rotor_core::ports::Services;
-use rotor_core::RotorError;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::future::Future;
-use std::sync::Arc;
+use rotor_core::dispatch::Failure;
+use serde_json::Value;
 
 mod backend;
 pub use backend::services_from_env;
 
-/// A handler's error on its way out of the function.
-#[derive(Debug)]
-pub struct FunctionError(pub RotorError);
-
-impl From<FunctionError> for Diagnostic {
-    fn from(e: FunctionError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.0.asl_name().to_string(),
-            error_message: e.0.to_string(),
-        }
+/// A function's failure on its way out: `error_type` is the ASL error name the state machine's
+/// Retry/Catch match.
+fn diagnostic(f: Failure) -> Diagnostic {
+    Diagnostic {
+        error_type: f.error_type,
+        error_message: f.error_message,
     }
 }
 
@@ -40,36 +32,33 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Runs `handler` as a Lambda function: services are built once (cold start), every invocation
-/// decodes the event, calls the core handler and encodes its result.
-pub async fn serve<I, O, F, Fut>(
-    name: &'static str,
-    handler: F,
-) -> Result<(), lambda_runtime::Error>
-where
-    I: DeserializeOwned + Send + 'static,
-    O: Serialize + Send + 'static,
-    F: Fn(Services, I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = rotor_core::Result<O>> + Send,
-{
+/// Runs the function `name` (one of `rotor_core::dispatch::FUNCTIONS`) as a Lambda function:
+/// services are built once (cold start); every invocation hands its payload, as JSON, to the
+/// dispatch the in-process runner uses too, so a payload that does not fit is `Input.Invalid`
+/// here as there (lambda_runtime's own decoding would name a Rust type instead).
+pub async fn serve(name: &'static str) -> Result<(), lambda_runtime::Error> {
     init_logging();
+    if !rotor_core::dispatch::FUNCTIONS.contains(&name) {
+        return Err(format!("{name} is not one of rotor's functions").into());
+    }
     let services = services_from_env()
         .await
         .map_err(|e| format!("{name}: cannot start: {e}"))?;
-    let handler = Arc::new(handler);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<I>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let services = services.clone();
-        let handler = handler.clone();
         async move {
             let request_id = event.context.request_id.clone();
-            match handler(services, event.payload).await {
+            let answer = rotor_core::dispatch::invoke(&services, name, event.payload)
+                .await
+                .expect("checked at start: a function of the dispatch");
+            match answer {
                 Ok(out) => {
                     tracing::info!(function = name, request_id, "ok");
                     Ok(out)
                 }
-                Err(e) => {
-                    tracing::warn!(function = name, request_id, error = e.asl_name(), cause = %e, "failed");
-                    Err(FunctionError(e))
+                Err(f) => {
+                    tracing::warn!(function = name, request_id, error = %f.error_type, cause = %f.error_message, "failed");
+                    Err(diagnostic(f))
                 }
             }
         }
@@ -83,8 +72,9 @@ mod tests {
 
     #[test]
     fn diagnostics_carry_the_asl_name() {
-        let d: Diagnostic =
-            FunctionError(RotorError::ProbeNotReady("vendor answered 503".into())).into();
+        let d = diagnostic(Failure::from(&rotor_core::RotorError::ProbeNotReady(
+            "vendor answered 503".into(),
+        )));
         assert_eq!(d.error_type, "Probe.NotReady");
         assert_eq!(d.error_message, "vendor answered 503");
     }

@@ -16,7 +16,6 @@ use rotor_asl::history::Observer;
 use rotor_asl::redrive::{resume_point, ResumePoint};
 use rotor_asl::task::{FunctionError, FunctionInvoker, LambdaTasks};
 use rotor_core::events::ExecutionInput;
-use rotor_core::handlers;
 use rotor_core::ports::Services;
 use rotor_core::RotorError;
 use serde_json::Value;
@@ -24,6 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The definition's placeholders and the function each one names (as deployed by Terraform).
+/// (definition placeholder, local function name) of each of `rotor_core::dispatch::FUNCTIONS`,
+/// in its order (a test checks that they are the same six).
 pub const FUNCTIONS: [(&str, &str); 6] = [
     ("stage_pending_arn", "rotor-stage-pending"),
     ("health_probe_arn", "rotor-health-probe"),
@@ -161,35 +162,12 @@ impl LocalFunctions {
     }
 }
 
-/// Runs one handler the way the Lambda binary does: payload in (a payload that does not match
-/// the handler's input is `Input.Invalid`, naming serde's complaint), output out, a
-/// `RotorError` as a function error with its ASL name as `errorType`.
-macro_rules! call {
-    ($function:expr, $payload:expr, $handler:expr) => {{
-        let function: &str = $function;
-        match serde_json::from_value($payload) {
-            Err(e) => Err(FunctionError {
-                error_type: "Input.Invalid".into(),
-                error_message: format!(
-                    "{function}: the payload does not match the function's input: {e}"
-                ),
-            }),
-            Ok(input) => match $handler(input).await {
-                Err(e) => Err(rotor_error(&e)),
-                Ok(output) => serde_json::to_value(output).map_err(|e| FunctionError {
-                    error_type: "Rotor.Internal".into(),
-                    error_message: format!("{function}: the output does not serialise: {e}"),
-                }),
-            },
-        }
-    }};
-}
-
 /// A handler's error as the Lambda binary reports it (lambda_runtime's `Diagnostic`).
 pub fn rotor_error(e: &RotorError) -> FunctionError {
+    let f = rotor_core::dispatch::Failure::from(e);
     FunctionError {
-        error_type: e.asl_name().into(),
-        error_message: e.to_string(),
+        error_type: f.error_type,
+        error_message: f.error_message,
     }
 }
 
@@ -198,16 +176,18 @@ impl FunctionInvoker for LocalFunctions {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
         let name = function_name(function);
         let svc = self.services_for(name);
-        match name {
-            "rotor-stage-pending" => call!(name, payload, |i| handlers::stage_pending(svc, i)),
-            "rotor-health-probe" => call!(name, payload, |i| handlers::health_probe(svc, i)),
-            "rotor-promote" => call!(name, payload, |i| handlers::promote(svc, i)),
-            "rotor-rollback" => call!(name, payload, |i| handlers::rollback(svc, i)),
-            "rotor-audit-log" => call!(name, payload, |i| handlers::audit_log(svc, i)),
-            "rotor-revoke-old-iam-key" => {
-                call!(name, payload, |i| handlers::revoke_old_iam_key(svc, i))
-            }
-            _ => Err(FunctionError {
+        // The dispatch the Lambda binaries use (rotor_core::dispatch): the same decoding, the
+        // same error names.
+        let found = match name.strip_prefix("rotor-") {
+            Some(short) => rotor_core::dispatch::invoke(svc, short, payload).await,
+            None => None,
+        };
+        match found {
+            Some(answer) => answer.map_err(|f| FunctionError {
+                error_type: f.error_type,
+                error_message: f.error_message,
+            }),
+            None => Err(FunctionError {
                 // What Lambda answers for a function that does not exist.
                 error_type: "Lambda.ResourceNotFoundException".into(),
                 error_message: format!(
@@ -360,6 +340,15 @@ pub async fn run_rotation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_functions_are_the_dispatchs_six_in_its_order() {
+        for (i, (placeholder, local)) in FUNCTIONS.iter().enumerate() {
+            let f = rotor_core::dispatch::FUNCTIONS[i];
+            assert_eq!(*local, format!("rotor-{f}"));
+            assert_eq!(*placeholder, format!("{}_arn", f.replace('-', "_")));
+        }
+    }
 
     fn vars() -> BTreeMap<String, String> {
         BTreeMap::from([
