@@ -19,7 +19,7 @@ use crate::error::{Result, RotorError};
 use crate::ports::{EncryptionContext, Kms};
 use crate::secret::SecretValue;
 use base64::Engine;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 use std::collections::BTreeMap;
 
 /// What every sealed candidate starts with.
@@ -164,9 +164,8 @@ pub async fn seal(
             "{execution:?} is not a valid execution name (1 to 80 of A-Z a-z 0-9 _ -)"
         )));
     }
-    let not_after = DateTime::parse_from_rfc3339(&stamp(not_after))
-        .expect("an RFC 3339 time reads back")
-        .with_timezone(&Utc);
+    // Whole seconds, as the context and the text carry it.
+    let not_after = not_after.trunc_subsecs(0);
     let ciphertext = kms
         .encrypt(value, &context(secret_id, execution, not_after))
         .await?;

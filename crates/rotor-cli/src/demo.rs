@@ -158,15 +158,14 @@ async fn iam_state(store: &LocalStore) -> Result<(String, String, bool)> {
 }
 
 async fn candidate(store: &LocalStore, secret: &str, value: &str) -> Result<String> {
-    let now = chrono::Utc::now();
-    crate::workflow::seal_candidate(
+    let (text, _) = crate::workflow::seal_new_candidate(
         store,
         secret,
-        &crate::start::candidate_execution_name(secret, now),
-        now + rotor_core::candidate::IMMEDIATE_VALIDITY,
+        rotor_core::candidate::IMMEDIATE_VALIDITY,
         &SecretValue::new(value),
     )
-    .await
+    .await?;
+    Ok(text)
 }
 
 fn input(

@@ -12,8 +12,8 @@ use crate::backend::{Backend, GlobalArgs, Need};
 use crate::exit;
 use crate::store;
 use crate::workflow;
-use anyhow::{anyhow, bail, Result};
-use chrono::{Duration, Utc};
+use anyhow::{bail, Result};
+use chrono::Duration;
 use clap::Args;
 use rotor_core::candidate::MAX_VALIDITY;
 use std::sync::Arc;
@@ -30,20 +30,16 @@ pub struct EncryptArgs {
 
 /// `90s`, `30m`, `24h`, `7d`: more than 0, at most [`MAX_VALIDITY`].
 fn parse_validity(text: &str) -> Result<Duration, String> {
+    let not_a_duration =
+        || format!("{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)");
     let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = digits.parse().map_err(|_| {
-        format!("{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)")
-    })?;
+    let n: i64 = digits.parse().map_err(|_| not_a_duration())?;
     let d = match unit {
         "s" => Duration::seconds(n),
         "m" => Duration::minutes(n),
         "h" => Duration::hours(n),
         "d" => Duration::days(n),
-        _ => {
-            return Err(format!(
-                "{text:?} is not a duration: give a number with s, m, h or d (30m, 24h, 7d)"
-            ))
-        }
+        _ => return Err(not_a_duration()),
     };
     if d <= Duration::zero() || d > MAX_VALIDITY {
         return Err(format!(
@@ -75,17 +71,9 @@ pub fn encrypt(global: &GlobalArgs, args: EncryptArgs) -> Result<u8> {
                 aws.encrypt_key(&args.secret).await?,
             )),
         };
-        let now = Utc::now();
-        let name = crate::start::candidate_execution_name(&args.secret, now);
-        let text = workflow::seal_candidate(
-            kms.as_ref(),
-            &args.secret,
-            &name,
-            now + args.valid_for,
-            &value,
-        )
-        .await
-        .map_err(|e| anyhow!("{e:#}"))?;
+        let (text, _) =
+            workflow::seal_new_candidate(kms.as_ref(), &args.secret, args.valid_for, &value)
+                .await?;
         drop(value);
         println!("{text}");
         Ok(exit::OK)

@@ -158,12 +158,9 @@ pub fn from_env(var: &str, flag: &str) -> Result<SecretValue> {
 /// has expired (stage-pending checks again, and decrypts it only for its own execution).
 fn sealed_from_env(var: &str) -> Result<Sealed> {
     let text = from_env(var, "--candidate-ciphertext-env")?;
-    let sealed = Sealed::parse(text.expose())
-        .map_err(|e| anyhow!("the environment variable {var} (--candidate-ciphertext-env): {e}"))?;
-    sealed
-        .check(&sealed.execution, Utc::now())
-        .map_err(|e| anyhow!("the environment variable {var} (--candidate-ciphertext-env): {e}"))?;
-    Ok(sealed)
+    Sealed::parse(text.expose())
+        .and_then(|sealed| sealed.check(&sealed.execution, Utc::now()).map(|()| sealed))
+        .map_err(|e| anyhow!("the environment variable {var} (--candidate-ciphertext-env): {e}"))
 }
 
 /// What DescribeExecution says.
@@ -412,12 +409,10 @@ pub fn start(global: &GlobalArgs, args: StartArgs) -> Result<u8> {
             (Some(value), _) => {
                 let key = aws.candidate_key(&args.secret).await?;
                 let kms = rotor_aws::AwsKms::new(&aws.config, key);
-                let name = candidate_execution_name(&args.secret, now);
-                let text = workflow::seal_candidate(
+                let (text, name) = workflow::seal_new_candidate(
                     &kms,
                     &args.secret,
-                    &name,
-                    now + rotor_core::candidate::IMMEDIATE_VALIDITY,
+                    rotor_core::candidate::IMMEDIATE_VALIDITY,
                     value,
                 )
                 .await?;

@@ -393,18 +393,21 @@ pub fn check_candidate(value: &SecretValue) -> Result<()> {
     Ok(())
 }
 
-/// The candidate as the execution input carries it, sealed to the execution `execution` until
-/// `not_after` (see `rotor_core::candidate`).
-pub async fn seal_candidate(
+/// A new candidate for a rotation of `secret`: `value` sealed to a fresh execution name (see
+/// `crate::start::candidate_execution_name`), valid for `valid_for` from now. Answers the
+/// `candidate_ciphertext` and the execution name it is sealed for.
+pub async fn seal_new_candidate(
     kms: &dyn Kms,
     secret: &str,
-    execution: &str,
-    not_after: chrono::DateTime<chrono::Utc>,
+    valid_for: chrono::Duration,
     value: &SecretValue,
-) -> Result<String> {
-    rotor_core::candidate::seal(kms, secret, execution, not_after, value)
+) -> Result<(String, String)> {
+    let now = chrono::Utc::now();
+    let name = crate::start::candidate_execution_name(secret, now);
+    let text = rotor_core::candidate::seal(kms, secret, &name, now + valid_for, value)
         .await
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((text, name))
 }
 
 fn parse_input(arg: &str) -> Result<ExecutionInput> {
@@ -462,20 +465,16 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
                 };
                 let (services, records) = backend.services(secret, candidate.is_some()).await?;
                 let candidate_ciphertext = match &candidate {
-                    Some(value) => {
-                        let now = chrono::Utc::now();
-                        let name = crate::start::candidate_execution_name(secret, now);
-                        Some(
-                            seal_candidate(
-                                services.kms.as_ref(),
-                                secret,
-                                &name,
-                                now + rotor_core::candidate::IMMEDIATE_VALIDITY,
-                                value,
-                            )
-                            .await?,
+                    Some(value) => Some(
+                        seal_new_candidate(
+                            services.kms.as_ref(),
+                            secret,
+                            rotor_core::candidate::IMMEDIATE_VALIDITY,
+                            value,
                         )
-                    }
+                        .await?
+                        .0,
+                    ),
                     None => None,
                 };
                 let input = ExecutionInput {

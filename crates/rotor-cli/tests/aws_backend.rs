@@ -107,7 +107,25 @@ impl Rotor {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
-        let o = self.command(args, env).output().expect("rotor runs");
+        self.run_env_stdin(args, env, None)
+    }
+
+    /// As [`Rotor::run_env`], with `stdin` written to rotor's standard input when given.
+    fn run_env_stdin(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
+        let mut c = self.command(args, env);
+        let o = match stdin {
+            None => c.output().expect("rotor runs"),
+            Some(bytes) => {
+                let mut child = c
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("rotor runs");
+                std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+                child.wait_with_output().expect("rotor runs")
+            }
+        };
         Out {
             args: args.iter().map(|s| s.to_string()).collect(),
             code: o.status.code().expect("rotor exited"),
@@ -130,6 +148,11 @@ impl Rotor {
     /// signed with ci-rotate's key, which the permission check (scripts/permissions.py)
     /// evaluates against ci-rotate's policies as deployed.
     fn aws_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        self.aws_env_stdin(args, env, None)
+    }
+
+    /// As [`Rotor::aws_env`], with `stdin` on rotor's standard input.
+    fn aws_env_stdin(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
         let e = endpoint();
         let store = self.store.to_string_lossy().into_owned();
         let mut all = vec!["--backend", "aws", "--endpoint-url", &e, "--store", &store];
@@ -142,7 +165,7 @@ impl Rotor {
         if as_ci && !env.iter().any(|(k, _)| *k == "AWS_ACCESS_KEY_ID") {
             env.push(("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY));
         }
-        self.run_env(&all, &env)
+        self.run_env_stdin(&all, &env, stdin)
     }
 
     fn file(&self, name: &str, bytes: &[u8]) -> String {
@@ -956,17 +979,10 @@ fn a_candidate_rotor_encrypt_sealed_starts_its_own_execution_once() {
     create_vendor_secret(&rotor, &id, "sk-initial", "http://127.0.0.1:9/unused");
     let marker = format!("rotor-marker-{}", uuid::Uuid::new_v4().simple());
 
-    let e = endpoint();
-    let store = rotor.store.to_string_lossy().into_owned();
-    let mut encrypt = rotor.command(
+    // "encrypt" runs as ci-rotate (Rotor::aws_env).
+    let out = rotor.aws_env_stdin(
         &[
             "encrypt",
-            "--backend",
-            "aws",
-            "--endpoint-url",
-            &e,
-            "--store",
-            &store,
             "--kms-key-id",
             &alias,
             "--secret",
@@ -974,23 +990,12 @@ fn a_candidate_rotor_encrypt_sealed_starts_its_own_execution_once() {
             "--valid-for",
             "2h",
         ],
-        &[("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY)],
+        &[],
+        Some(marker.as_bytes()),
     );
-    let mut child = encrypt
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), marker.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    );
-    assert!(out.status.success(), "rotor encrypt: {stderr}");
-    assert!(!stdout.contains(&marker) && !stderr.contains(&marker));
-    let text = stdout.trim().to_string();
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(!out.stdout.contains(&marker) && !out.stderr.contains(&marker));
+    let text = out.stdout.trim().to_string();
     let sealed = rotor_core::candidate::Sealed::parse(&text).unwrap();
     let ahead = sealed.not_after - chrono::Utc::now();
     assert!(ahead > chrono::Duration::minutes(119) && ahead <= chrono::Duration::hours(2));

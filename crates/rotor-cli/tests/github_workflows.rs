@@ -762,19 +762,32 @@ impl Moto {
     }
 }
 
+/// `rotor --backend aws` against moto, signed with `access_key` (moto's test secret), nothing
+/// of the caller's AWS or rotor environment.
+fn rotor_on_moto(access_key: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rotor"));
+    c.args([
+        "--backend",
+        "aws",
+        "--endpoint-url",
+        &endpoint(),
+        "--region",
+        REGION,
+    ])
+    .env("AWS_ACCESS_KEY_ID", access_key)
+    .env("AWS_SECRET_ACCESS_KEY", "testing")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env_remove("AWS_ENDPOINT_URL")
+    .env_remove("ROTOR_STORE")
+    .env_remove("ROTOR_KMS_KEY_ID");
+    c
+}
+
 /// A vendor secret in moto, through `rotor secret create`.
 fn create_secret(id: &str, tmp: &Path) {
     let value = tmp.join("initial");
     std::fs::write(&value, "sk-initial-value\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "--backend",
-            "aws",
-            "--endpoint-url",
-            &endpoint(),
-            "--region",
-            REGION,
-        ])
+    let out = rotor_on_moto("testing")
         .arg("--store")
         .arg(tmp.join("rotor-store"))
         .args([
@@ -795,11 +808,6 @@ fn create_secret(id: &str, tmp: &Path) {
         ])
         .arg("--value-file")
         .arg(&value)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("ROTOR_STORE")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -846,21 +854,8 @@ fn context(
 /// The operator's step before the rotate workflow: `rotor encrypt` as ci-rotate (what it needs:
 /// kms:Encrypt under the candidate's context, nothing else), the value on stdin; its stdout.
 fn rotor_encrypt(secret_id: &str, alias: &str, value: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
-        .args([
-            "--backend",
-            "aws",
-            "--endpoint-url",
-            &endpoint(),
-            "--region",
-            REGION,
-        ])
+    let mut child = rotor_on_moto(rotor_tests::principals::CI_ROTATE_KEY)
         .args(["--kms-key-id", alias, "encrypt", "--secret", secret_id])
-        .env("AWS_ACCESS_KEY_ID", rotor_tests::principals::CI_ROTATE_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("ROTOR_KMS_KEY_ID")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -17,14 +17,13 @@ use rotor_asl::redrive::{resume_point, ResumePoint};
 use rotor_asl::task::{FunctionError, FunctionInvoker, LambdaTasks};
 use rotor_core::events::ExecutionInput;
 use rotor_core::ports::Services;
-use rotor_core::RotorError;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The definition's placeholders and the function each one names (as deployed by Terraform).
-/// (definition placeholder, local function name) of each of `rotor_core::dispatch::FUNCTIONS`,
-/// in its order (a test checks that they are the same six).
+/// The definition's placeholders and the function each one names (as deployed by Terraform):
+/// (placeholder, local function name) of each of `rotor_core::dispatch::FUNCTIONS`, in its
+/// order (a test checks that they are the same six).
 pub const FUNCTIONS: [(&str, &str); 6] = [
     ("stage_pending_arn", "rotor-stage-pending"),
     ("health_probe_arn", "rotor-health-probe"),
@@ -162,9 +161,9 @@ impl LocalFunctions {
     }
 }
 
-/// A handler's error as the Lambda binary reports it (lambda_runtime's `Diagnostic`).
-pub fn rotor_error(e: &RotorError) -> FunctionError {
-    let f = rotor_core::dispatch::Failure::from(e);
+/// A function's failure as the executor's Task sees it (what Lambda's `errorType` and
+/// `errorMessage` become).
+fn function_error(f: rotor_core::dispatch::Failure) -> FunctionError {
     FunctionError {
         error_type: f.error_type,
         error_message: f.error_message,
@@ -183,10 +182,7 @@ impl FunctionInvoker for LocalFunctions {
             None => None,
         };
         match found {
-            Some(answer) => answer.map_err(|f| FunctionError {
-                error_type: f.error_type,
-                error_message: f.error_message,
-            }),
+            Some(answer) => answer.map_err(function_error),
             None => Err(FunctionError {
                 // What Lambda answers for a function that does not exist.
                 error_type: "Lambda.ResourceNotFoundException".into(),
