@@ -42,6 +42,36 @@ pub trait FunctionInvoker: Send + Sync {
 
 pub const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
+/// The function a name, a partial ARN or an ARN (with or without a version or alias) names:
+/// `rotor-promote`, `123456789012:function:rotor-promote`,
+/// `arn:aws:lambda:us-east-1:123456789012:function:rotor-promote:live`.
+pub fn function_name(function: &str) -> &str {
+    match function.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
+        None => function,
+    }
+}
+
+/// Which of `known` (short function names: `promote`, `stage-pending`) the function `function`
+/// (a name or an ARN, see [`function_name`]) is: the one it is, or the longest one it ends with
+/// after a dash, as deployments prefix their functions (`rotor-prod-promote` is `promote`).
+pub fn resolve_function<'a>(
+    function: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let name = function_name(function);
+    known
+        .into_iter()
+        .filter(|k| {
+            !k.is_empty()
+                && (name == *k
+                    || name
+                        .strip_suffix(*k)
+                        .is_some_and(|head| head.ends_with('-')))
+        })
+        .max_by_key(|k| k.len())
+}
+
 /// Adapts a [`FunctionInvoker`] to the two ways a state machine calls Lambda.
 pub struct LambdaTasks<I> {
     pub invoker: I,
@@ -130,8 +160,49 @@ fn request_id(request: &TaskRequest) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string()
 }
 
+/// Lets a shared invoker (`Arc<dyn FunctionInvoker>`) serve as one.
+#[async_trait]
+impl<T: FunctionInvoker + ?Sized> FunctionInvoker for std::sync::Arc<T> {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
+        (**self).invoke(function, payload).await
+    }
+}
+
 /// Step Functions reports a function error with Error = errorType and Cause = the error JSON.
 pub fn function_error(e: &FunctionError) -> StatesError {
     let cause = json!({"errorMessage": e.error_message, "errorType": e.error_type});
     StatesError::new(e.error_type.clone(), cause.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_from_names_and_arns() {
+        assert_eq!(function_name("rotor-promote"), "rotor-promote");
+        assert_eq!(
+            function_name("123456789012:function:rotor-promote"),
+            "rotor-promote"
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:rotor-promote:live"),
+            "rotor-promote"
+        );
+    }
+
+    #[test]
+    fn a_deployed_name_resolves_to_the_function_it_ends_with() {
+        let known = ["stage-pending", "pending", "promote", "rollback"];
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:rotor-m1f-stage-pending";
+        assert_eq!(resolve_function(arn, known), Some("stage-pending"));
+        assert_eq!(resolve_function("promote", known), Some("promote"));
+        assert_eq!(resolve_function("rotor-promote:live", known), None);
+        assert_eq!(
+            resolve_function("123456789012:function:rotor-rollback:live", known),
+            Some("rollback")
+        );
+        assert_eq!(resolve_function("rotor-mypromote", known), None);
+        assert_eq!(resolve_function("rotor-revert", known), None);
+    }
 }

@@ -127,15 +127,7 @@ fn preview(text: &str) -> String {
     text.chars().take(40).collect()
 }
 
-/// The function a name, a partial ARN or an ARN (with or without a version or alias) names:
-/// `rotor-promote`, `123456789012:function:rotor-promote`,
-/// `arn:aws:lambda:us-east-1:123456789012:function:rotor-promote:live`.
-pub fn function_name(function: &str) -> &str {
-    match function.split_once(":function:") {
-        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
-        None => function,
-    }
-}
+pub use rotor_asl::task::function_name;
 
 /// The six functions, answered in-process by rotor-core's handlers over `services`, or over a
 /// function's own entry in `per_function` (keyed by its local name, `rotor-promote`): on AWS
@@ -173,12 +165,15 @@ fn function_error(f: rotor_core::dispatch::Failure) -> FunctionError {
 #[async_trait]
 impl FunctionInvoker for LocalFunctions {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
-        let name = function_name(function);
-        let svc = self.services_for(name);
-        // The dispatch the Lambda binaries use (rotor_core::dispatch): the same decoding, the
-        // same error names.
-        let found = match name.strip_prefix("rotor-") {
-            Some(short) => rotor_core::dispatch::invoke(svc, short, payload).await,
+        // A local name (`rotor-promote`) or a deployed one (`rotor-prod-promote`, an ARN); the
+        // dispatch the Lambda binaries use (rotor_core::dispatch): the same decoding, the same
+        // error names.
+        let short = rotor_asl::task::resolve_function(function, rotor_core::dispatch::FUNCTIONS);
+        let found = match short {
+            Some(short) => {
+                let svc = self.services_for(&format!("rotor-{short}"));
+                rotor_core::dispatch::invoke(svc, short, payload).await
+            }
             None => None,
         };
         match found {
@@ -211,6 +206,9 @@ pub struct RunnerOptions {
     /// Services of single functions (by local name, `rotor-stage-pending`) instead of the
     /// run's: see [`LocalFunctions`].
     pub function_services: BTreeMap<String, Services>,
+    /// Who answers the Tasks instead of [`LocalFunctions`]: the real function binaries through
+    /// a loopback Lambda Runtime API (`rotor_runtime_api::RuntimeApi`), for example.
+    pub invoker: Option<Arc<dyn FunctionInvoker>>,
 }
 
 /// How an interrupted rotation is recovered.
@@ -290,21 +288,40 @@ pub async fn run_rotation(
     name: &str,
     options: RunnerOptions,
 ) -> Outcome {
-    let invalid = |cause: String| Outcome {
+    match serde_json::to_value(input) {
+        Ok(input) => run_rotation_json(definition_text, services, input, name, options).await,
+        Err(e) => definition_invalid(format!("the execution input does not serialise: {e}")),
+    }
+}
+
+/// A FAILED outcome with error [`DEFINITION_INVALID`] and no events.
+fn definition_invalid(cause: String) -> Outcome {
+    Outcome {
         status: Status::Failed,
         output: None,
         error: Some(DEFINITION_INVALID.into()),
         cause: Some(cause),
         events: Vec::new(),
-    };
+    }
+}
+
+/// [`run_rotation`] with the execution input as any JSON, as StartExecution takes it (an
+/// unknown field or a value of the wrong type is the definition's and the functions' to refuse).
+pub async fn run_rotation_json(
+    definition_text: &str,
+    services: Services,
+    input: Value,
+    name: &str,
+    options: RunnerOptions,
+) -> Outcome {
     let text = match render_definition(definition_text, &local_arns()) {
         Ok(t) => t,
-        Err(e) => return invalid(e),
+        Err(e) => return definition_invalid(e),
     };
     let machine = match StateMachine::from_json(&text) {
         Ok(m) => m,
         Err(problems) => {
-            return invalid(
+            return definition_invalid(
                 problems
                     .iter()
                     .map(|d| format!("{} at {:?}: {}", d.code, d.location, d.message))
@@ -313,16 +330,14 @@ pub async fn run_rotation(
             )
         }
     };
-    let input = match serde_json::to_value(input) {
-        Ok(v) => v,
-        Err(e) => return invalid(format!("the execution input does not serialise: {e}")),
-    };
-    let handler = Arc::new(LambdaTasks {
-        invoker: LocalFunctions {
+    let invoker: Arc<dyn FunctionInvoker> = match options.invoker {
+        Some(invoker) => invoker,
+        None => Arc::new(LocalFunctions {
             services,
             per_function: options.function_services,
-        },
-    });
+        }),
+    };
+    let handler = Arc::new(LambdaTasks { invoker });
     let mut run = RunOptions::new(name, handler);
     run.state_machine_name = STATE_MACHINE_NAME.into();
     run.seed = options.seed;
@@ -396,19 +411,6 @@ mod tests {
         for (placeholder, function) in FUNCTIONS {
             assert_eq!(function_name(&arns[placeholder]), function);
         }
-    }
-
-    #[test]
-    fn function_names_from_names_and_arns() {
-        assert_eq!(function_name("rotor-promote"), "rotor-promote");
-        assert_eq!(
-            function_name("123456789012:function:rotor-promote"),
-            "rotor-promote"
-        );
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:123456789012:function:rotor-promote:live"),
-            "rotor-promote"
-        );
     }
 
     #[test]
