@@ -31,7 +31,7 @@ use rotor_core::iam::KeyValue;
 use rotor_core::ports::{AuditRecord, AuditSink, Iam, Metric, SecretStore, Services};
 use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
-use rotor_standins::{AppStandIn, BoxFuture, CurrentKey, KeyChecker, VendorStandIn};
+use rotor_standins::{AppStandIn, CurrentKey, KeyChecker, VendorStandIn};
 use rotor_tests::contract::{token, unique, AwsFixture};
 use rotor_tests::faults::{Fault, FaultPlan, FaultProxy};
 use std::collections::BTreeMap;
@@ -150,19 +150,7 @@ impl Env {
 
     /// The current value moto holds (direct).
     fn current_key_of(&self, secret_id: &str) -> CurrentKey {
-        let store = self.direct.store.clone();
-        let secret = secret_id.to_string();
-        Arc::new(move || -> BoxFuture<'static, Option<String>> {
-            let store = store.clone();
-            let secret = secret.clone();
-            Box::pin(async move {
-                store
-                    .get_value(&secret, &Version::current())
-                    .await
-                    .ok()
-                    .map(|(_, v)| v.expose().to_string())
-            })
-        })
+        rotor_standins::current_key_from(self.direct.store.clone(), secret_id)
     }
 }
 

@@ -258,6 +258,7 @@ impl World {
                     "alias/unused",
                     false,
                 ),
+                invoker: None,
             },
         )
         .await

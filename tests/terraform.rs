@@ -13,6 +13,8 @@
 //! here (moto never runs a function). checkov runs from its own venv, `target/checkov-venv`,
 //! built from `requirements-checkov.txt` (its pins conflict with moto's).
 
+mod parity;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -497,6 +499,9 @@ async fn applies_replans_clean_and_destroys_on_moto() {
             !described.definition().contains("${"),
             "a ${{...}} placeholder survived templatefile"
         );
+        // The deployed definition run twice per scenario: in-process and through the real
+        // function binaries (tests/parity.rs).
+        parity::every_scenario_agrees(described.definition()).await;
         if let Some(logging) = described.logging_configuration() {
             assert!(
                 !logging.include_execution_data(),

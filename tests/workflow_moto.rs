@@ -40,10 +40,10 @@ use rotor_core::policy::{
     Charset, TAG_APP_HEALTH_URL, TAG_CHARSET, TAG_KIND, TAG_LENGTH, TAG_PROBE, TAG_PROBE_URL,
     TAG_WAIT_CONSUMERS, TAG_WAIT_PROPAGATION,
 };
-use rotor_core::ports::{AuditRecord, AuditSink, Metric, SecretStore, Services};
-use rotor_core::secret::{SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotor_core::ports::{AuditRecord, AuditSink, Metric, Services};
+use rotor_core::secret::{SecretValue, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotor_runner::{load_rotation_definition, run_rotation, RunnerOptions, STATE_MACHINE_NAME};
-use rotor_standins::{AppStandIn, BoxFuture, CurrentKey, VendorStandIn};
+use rotor_standins::{AppStandIn, VendorStandIn};
 use rotor_tests::contract::{unique, AwsFixture};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -111,19 +111,7 @@ impl World {
 
         let vendor = VendorStandIn::start().await;
         // The application reads AWSCURRENT through the Secrets Manager adapter, from moto.
-        let app_store = adapters.store.clone();
-        let app_secret = secret_id.clone();
-        let current_key: CurrentKey = Arc::new(move || -> BoxFuture<'static, Option<String>> {
-            let store = app_store.clone();
-            let secret = app_secret.clone();
-            Box::pin(async move {
-                store
-                    .get_value(&secret, &Version::current())
-                    .await
-                    .ok()
-                    .map(|(_, v)| v.expose().to_string())
-            })
-        });
+        let current_key = rotor_standins::current_key_from(adapters.store.clone(), &secret_id);
         let preset = match secret {
             Secret::Vendor { preset, .. } => preset,
             Secret::Generated { .. } => "openai",
@@ -243,6 +231,7 @@ impl World {
                     self.fixture.adapters.kms.key_id(),
                     false,
                 ),
+                invoker: None,
             },
         )
         .await;

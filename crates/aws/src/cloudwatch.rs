@@ -43,6 +43,16 @@ pub struct CloudWatchAudit {
     client: Client,
     namespace: String,
     logged: Mutex<HashSet<String>>,
+    /// See [`CloudWatchAudit::metrics_best_effort`].
+    best_effort: bool,
+}
+
+/// Whether metrics are best effort for `config`: with a custom endpoint (moto, LocalStack),
+/// which may not serve CloudWatch's protocol (moto 5.2.5 answers the SDK's PutMetricData with
+/// 404), a metric that cannot be put is a warning, not a failed audit step. On AWS itself it
+/// fails the step, which the state machine retries.
+pub fn metrics_best_effort(config: &SdkConfig) -> bool {
+    config.endpoint_url().is_some()
 }
 
 impl CloudWatchAudit {
@@ -55,7 +65,15 @@ impl CloudWatchAudit {
             client,
             namespace: NAMESPACE.to_string(),
             logged: Mutex::new(HashSet::new()),
+            best_effort: false,
         }
+    }
+
+    /// The same adapter with metrics that are best effort (see [`metrics_best_effort`]): a
+    /// failed PutMetricData is logged as a warning and `metric` succeeds.
+    pub fn metrics_best_effort(mut self, best_effort: bool) -> Self {
+        self.best_effort = best_effort;
+        self
     }
 
     /// The same adapter putting metrics in another namespace (tests).
@@ -197,11 +215,19 @@ impl AuditSink for CloudWatchAudit {
         }
         let u = unit(&metric.unit)?;
         let at = timestamp(&metric.timestamp)?;
-        self.put(
-            datum(&metric.name, metric.value, u, &metric.dimensions, Some(at)),
-            &metric.name,
-        )
-        .await
+        let put = self
+            .put(
+                datum(&metric.name, metric.value, u, &metric.dimensions, Some(at)),
+                &metric.name,
+            )
+            .await;
+        match put {
+            Err(e) if self.best_effort => {
+                tracing::warn!(target: "rotor::audit", metric = %metric.name, error = %e, "the metric was not put (best effort against a custom endpoint)");
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 

@@ -21,7 +21,15 @@ pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
     match backend {
         "aws" => {
             let key = std::env::var("ROTOR_KMS_KEY_ID").unwrap_or_else(|_| DEFAULT_KMS_KEY.into());
-            rotor_aws::config::services(&rotor_aws::config::AwsOptions::default(), key).await
+            let adapters =
+                rotor_aws::AwsAdapters::load(&rotor_aws::config::AwsOptions::default(), key)
+                    .await?;
+            let mut services = adapters.services()?;
+            let best_effort = rotor_aws::cloudwatch::metrics_best_effort(&adapters.config);
+            services.audit = Arc::new(
+                rotor_aws::CloudWatchAudit::new(&adapters.config).metrics_best_effort(best_effort),
+            );
+            Ok(services)
         }
         "local" => {
             let store = rotor_local_store::LocalStore::open_default()?;

@@ -194,6 +194,45 @@ impl Backend {
     /// execution record is kept in (on aws: the cache directory, created when missing).
     /// `candidate` says whether a candidate will be encrypted or decrypted: on aws the KMS key
     /// is then resolved ([`Aws::candidate_key`]) and checked, else the key is never used.
+    /// What the function binaries of a run on `secret_id` (`--lambda-binaries`) need on top of
+    /// rotor's environment to talk to the same world as an in-process run: the backend, the
+    /// store (absolute: they run in their own directory), and on aws the candidate key, the
+    /// endpoint and the region rotor resolved.
+    pub async fn function_env(
+        &self,
+        secret_id: &str,
+        candidate: bool,
+    ) -> Result<Vec<(String, String)>> {
+        let absolute = |dir: &std::path::Path| {
+            std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .display()
+                .to_string()
+        };
+        match self {
+            Backend::Local(store) => Ok(vec![
+                ("ROTOR_BACKEND".into(), "local".into()),
+                (rotor_local_store::STORE_ENV.into(), absolute(store.dir())),
+            ]),
+            Backend::Aws(aws) => {
+                let mut env = vec![
+                    ("ROTOR_BACKEND".into(), "aws".into()),
+                    (
+                        "ROTOR_KMS_KEY_ID".into(),
+                        aws.run_key(secret_id, candidate).await?,
+                    ),
+                ];
+                if let Some(url) = aws.config.endpoint_url() {
+                    env.push(("AWS_ENDPOINT_URL".into(), url.to_string()));
+                }
+                if let Some(region) = aws.config.region() {
+                    env.push(("AWS_REGION".into(), region.to_string()));
+                }
+                Ok(env)
+            }
+        }
+    }
+
     pub async fn services(
         &self,
         secret_id: &str,
@@ -202,20 +241,14 @@ impl Backend {
         match self {
             Backend::Local(store) => Ok((store::services(store)?, store.clone())),
             Backend::Aws(aws) => {
-                let key = if candidate {
-                    aws.candidate_key(secret_id).await?
-                } else {
-                    aws.kms_key_flag
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_CANDIDATE_KEY.to_string())
-                };
+                let key = aws.run_key(secret_id, candidate).await?;
                 let cache = store::open_or_create(aws.store_dir.clone())?;
                 let adapters = AwsAdapters::from_config(aws.config.clone(), key);
                 let mut services = adapters.services().map_err(|e| anyhow!("{e}"))?;
                 services.audit = Arc::new(AwsAudit {
                     cloudwatch: adapters.audit.clone(),
                     cache: cache.clone(),
-                    metrics_best_effort: aws.config.endpoint_url().is_some(),
+                    metrics_best_effort: rotor_aws::cloudwatch::metrics_best_effort(&aws.config),
                     endpoint: aws.config.endpoint_url().unwrap_or_default().to_string(),
                     warned: AtomicBool::new(false),
                 });
@@ -226,6 +259,19 @@ impl Backend {
 }
 
 impl Aws {
+    /// The candidate key of a run on `secret_id`: the secret's (see [`Aws::candidate_key`])
+    /// when the run decrypts a candidate, else `--kms-key-id` or alias/rotor-candidates.
+    async fn run_key(&self, secret_id: &str, candidate: bool) -> Result<String> {
+        if candidate {
+            self.candidate_key(secret_id).await
+        } else {
+            Ok(self
+                .kms_key_flag
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CANDIDATE_KEY.to_string()))
+        }
+    }
+
     /// The key `rotor encrypt` uses: `--kms-key-id` / ROTOR_KMS_KEY_ID as given (no call but
     /// the Encrypt itself, which names the key if it is wrong), else [`Aws::candidate_key`].
     pub async fn encrypt_key(&self, secret_id: &str) -> Result<String> {

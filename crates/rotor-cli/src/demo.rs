@@ -15,7 +15,7 @@ use rotor_core::policy::{
 use rotor_core::ports::{CallerIdentity, Iam, SecretStore};
 use rotor_core::secret::{SecretValue, Version};
 use rotor_local_store::LocalStore;
-use rotor_standins::{AppStandIn, CurrentKey, VendorStandIn};
+use rotor_standins::{AppStandIn, VendorStandIn};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -198,19 +198,10 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
     let rt = store::runtime()?;
     rt.block_on(async {
         let vendor = VendorStandIn::start().await;
-        let app_store = store.clone();
-        let app_secret = format!("{PREFIX}{APP_SECRET}");
-        let current_key: CurrentKey = Arc::new(move || {
-            let store = app_store.clone();
-            let secret = app_secret.clone();
-            Box::pin(async move {
-                store
-                    .get_value(&secret, &Version::current())
-                    .await
-                    .ok()
-                    .map(|(_, v)| v.expose().to_string())
-            })
-        });
+        let current_key = rotor_standins::current_key_from(
+            Arc::new(store.clone()),
+            &format!("{PREFIX}{APP_SECRET}"),
+        );
         let app = AppStandIn::for_vendor(current_key, &vendor, "openai").await;
         let say = |line: String| {
             if !args.json {

@@ -161,6 +161,8 @@ pub struct Options {
     pub real_time: bool,
     pub seed: Option<u64>,
     pub observer: Option<rotor_asl::executor::Observer>,
+    /// Who answers the Tasks instead of the in-process handlers (`--lambda-binaries`).
+    pub invoker: Option<Arc<dyn rotor_asl::task::FunctionInvoker>>,
 }
 
 /// Runs (or resumes) one execution durably: see the module docs. Returns the execution's
@@ -276,6 +278,7 @@ pub async fn run(
         observer: Some(persisted),
         resume,
         interrupt: Some(interrupt),
+        invoker: options.invoker,
         ..Default::default()
     };
     let outcome = run_rotation(

@@ -4,6 +4,7 @@ mod backend;
 mod demo;
 mod durable;
 mod encrypt;
+mod functions;
 mod output;
 mod records;
 mod recover;
@@ -103,7 +104,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let global = cli.global;
     let result = match cli.command {
-        Command::Sfn(cmd) => sfn::run(cmd, global.clock == Some(backend::ClockKind::Real)),
+        Command::Sfn(cmd) => sfn::run(cmd, &global),
         Command::Secret(cmd) => secret::run(&global, cmd),
         Command::Rotate(args) => workflow::rotate(&global, args),
         Command::Rollback(args) => workflow::rollback(&global, args),

@@ -102,6 +102,7 @@ async fn go_on(
     live: bool,
 ) -> Result<workflow::Finished> {
     let (services, records) = backend.services(&record.secret_id, false).await?;
+    let run = run.on(backend, &record.secret_id, false).await?;
     let mut input = parse_input(&record)?;
     let point = recovery_plan(
         load_rotation_definition(),
@@ -241,7 +242,7 @@ pub fn recover(global: &GlobalArgs, args: RecoverArgs) -> Result<u8> {
                 record,
                 RecoveryMode::Abandon,
                 recovery.clone(),
-                run,
+                run.clone(),
                 !args.run.json,
             )
             .await?;

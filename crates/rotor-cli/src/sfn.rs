@@ -8,7 +8,7 @@ use rotor_asl::definition::StateMachine;
 use rotor_asl::error::StatesError;
 use rotor_asl::executor::{execute, Outcome, RunOptions, Status, MAX_PAYLOAD_BYTES};
 use rotor_asl::mock::MockTasks;
-use rotor_asl::task::{TaskHandler, TaskRequest};
+use rotor_asl::task::{LambdaTasks, TaskHandler, TaskRequest};
 use rotor_asl::validate::{validate, Diagnostic};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub struct RunArgs {
     #[arg(long)]
     name: Option<String>,
     /// A Step Functions Local mock config file.
-    #[arg(long, requires = "test_case")]
+    #[arg(long, requires = "test_case", conflicts_with = "lambda_binaries")]
     mock_config: Option<PathBuf>,
     /// The test case of the mock config to use.
     #[arg(long, requires = "mock_config")]
@@ -52,15 +52,19 @@ pub struct RunArgs {
     /// Print exactly one JSON document: status, output, error, cause, events.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    lambda: crate::functions::LambdaFlags,
 }
 
-/// `real_clock`: `--clock real` / ROTOR_CLOCK=real (the same as `run --real-time`).
-pub fn run(cmd: SfnCommand, real_clock: bool) -> Result<u8> {
+/// `--clock real` / ROTOR_CLOCK=real is the same as `run --real-time`; the other global
+/// options reach the functions of `--lambda-binaries`.
+pub fn run(cmd: SfnCommand, global: &crate::backend::GlobalArgs) -> Result<u8> {
     match cmd {
         SfnCommand::Validate { file, json } => validate_file(&file, json),
         SfnCommand::Run(mut args) => {
-            args.real_time |= real_clock;
-            run_file(args)
+            args.real_time |= global.clock == Some(crate::backend::ClockKind::Real);
+            let env = crate::functions::global_env(global);
+            run_file(args, env)
         }
     }
 }
@@ -168,7 +172,7 @@ fn machine_name(file: &Path) -> String {
         .to_string()
 }
 
-fn run_file(args: RunArgs) -> Result<u8> {
+fn run_file(args: RunArgs, function_env: Vec<(String, String)>) -> Result<u8> {
     let definition = load_definition(&args.file)?;
     let machine = match StateMachine::from_value(&definition) {
         Ok(m) => m,
@@ -183,7 +187,18 @@ fn run_file(args: RunArgs) -> Result<u8> {
     };
     let input = parse_input(&args.input)?;
     let machine_name = machine_name(&args.file);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The Runtime API's servers run on this runtime.
+    let functions = {
+        let _entered = runtime.enter();
+        args.lambda.runtime(function_env)?
+    };
     let handler: Arc<dyn TaskHandler> = match (&args.mock_config, &args.test_case) {
+        _ if functions.is_some() => Arc::new(LambdaTasks {
+            invoker: functions.clone().expect("checked"),
+        }),
         (Some(path), Some(case)) => {
             let text = read_text(path, "mock config")?;
             let config: Value = serde_json::from_str(&text)
@@ -209,10 +224,13 @@ fn run_file(args: RunArgs) -> Result<u8> {
     if !args.json {
         options.observer = Some(Arc::new(crate::output::print_event));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(execute(&machine, input, options));
+    let outcome = runtime.block_on(async {
+        let outcome = execute(&machine, input, options).await;
+        if let Some(functions) = &functions {
+            functions.stop().await;
+        }
+        outcome
+    });
     if args.json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else {

@@ -127,6 +127,8 @@ pub struct RunFlags {
     /// Seed for retry jitter (repeatable runs).
     #[arg(long)]
     seed: Option<u64>,
+    #[command(flatten)]
+    pub lambda: crate::functions::LambdaFlags,
 }
 
 /// How an execution ended, from what the workflow recorded in its audit step.
@@ -203,20 +205,35 @@ pub struct Finished {
     pub error: Option<String>,
 }
 
-/// How an in-process execution runs: the clock and the jitter seed.
-#[derive(Clone, Copy, Default)]
+/// How an execution runs: the clock, the jitter seed, and who answers its Tasks (in-process,
+/// or the function binaries of `--lambda-binaries` with `function_env`).
+#[derive(Clone, Default)]
 pub struct Run {
     pub real_time: bool,
     pub seed: Option<u64>,
+    pub lambda: crate::functions::LambdaFlags,
+    pub function_env: Vec<(String, String)>,
 }
 
 impl Run {
-    /// `--clock` (or the backend's default) and `--real-time` / `--seed` of the command.
+    /// `--clock` (or the backend's default), `--real-time` / `--seed` and `--lambda-*` of the
+    /// command.
     pub fn from_flags(global: &GlobalArgs, flags: &RunFlags) -> Run {
         Run {
             real_time: flags.real_time || global.real_time(),
             seed: flags.seed,
+            lambda: flags.lambda.clone(),
+            function_env: Vec::new(),
         }
+    }
+
+    /// With `--lambda-binaries`, the environment the functions need to reach `backend` for a
+    /// run on `secret_id` ([`Backend::function_env`]).
+    pub async fn on(mut self, backend: &Backend, secret_id: &str, candidate: bool) -> Result<Run> {
+        if self.lambda.lambda_binaries.is_some() {
+            self.function_env = backend.function_env(secret_id, candidate).await?;
+        }
+        Ok(self)
     }
 }
 
@@ -287,12 +304,20 @@ pub async fn run_durable(
             o(e);
         }) as rotor_asl::executor::Observer),
     };
+    let functions = run.lambda.runtime(run.function_env.clone())?;
     let options = durable::Options {
         real_time: run.real_time,
         seed: run.seed,
         observer,
+        invoker: functions
+            .clone()
+            .map(|f| f as Arc<dyn rotor_asl::task::FunctionInvoker>),
     };
-    let (record, outcome) = durable::run(records, services, start, options).await?;
+    let ran = durable::run(records, services, start, options).await;
+    if let Some(functions) = functions {
+        functions.stop().await;
+    }
+    let (record, outcome) = ran?;
     let ending = ending(&outcome);
     let error = outcome.error.clone();
     Ok(Finished {
@@ -492,7 +517,10 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
             (None, None) => bail!("give --secret or --input"),
         };
         refuse_if_interrupted(&records, &input.secret_id)?;
-        let run = Run::from_flags(global, &args.run);
+        let candidate = input.candidate_ciphertext.is_some();
+        let run = Run::from_flags(global, &args.run)
+            .on(&backend, &input.secret_id, candidate)
+            .await?;
         let finished = execute(&records, services, input, run, !args.run.json).await?;
         report(&finished, args.run.json)
     })
@@ -556,7 +584,9 @@ pub fn rollback(global: &GlobalArgs, args: RollbackArgs) -> Result<u8> {
             force: args.force,
             recovery: None,
         };
-        let run = Run::from_flags(global, &args.run);
+        let run = Run::from_flags(global, &args.run)
+            .on(&backend, &args.secret, false)
+            .await?;
         let finished = execute(&records, services, input, run, !args.run.json).await?;
         report(&finished, args.run.json)
     })

@@ -83,13 +83,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// The functions of `dir` with Lambda's defaults: 60 s timeout (rotor's Terraform default),
-    /// 128 MB, logs on stderr, us-east-1 / 123456789012 for ARNs made from a bare name.
+    /// The functions of `dir` as rotor's Terraform deploys them (`lambda_timeout_seconds` 30,
+    /// `lambda_memory_mb` 256), logs on stderr, us-east-1 / 123456789012 for ARNs made from a
+    /// bare name.
     pub fn new(dir: impl Into<PathBuf>) -> Options {
         Options {
             dir: dir.into(),
-            timeout: Duration::from_secs(60),
-            memory_mb: 128,
+            timeout: Duration::from_secs(30),
+            memory_mb: 256,
             env: Vec::new(),
             function_env: BTreeMap::new(),
             logs: Logs::Stderr,
@@ -208,7 +209,10 @@ impl RuntimeApi {
 
     /// Every process started so far, in order, with its start-up figures.
     pub fn reports(&self) -> Vec<InstanceReport> {
-        self.reports.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Stops every process (as Lambda retires idle instances); returns [`Self::reports`].
@@ -248,7 +252,11 @@ impl RuntimeApi {
     }
 
     /// The warm process of `executable`, started if there is none.
-    async fn instance(&self, executable: &str, function_name: &str) -> Result<Arc<Instance>, String> {
+    async fn instance(
+        &self,
+        executable: &str,
+        function_name: &str,
+    ) -> Result<Arc<Instance>, String> {
         let mut instances = self.instances.lock().await;
         if let Some(i) = instances.get(executable) {
             return Ok(i.clone());
@@ -322,12 +330,9 @@ impl RuntimeApi {
             .kill_on_drop(true);
         let (out, err) = self.output(executable)?;
         command.stdout(out).stderr(err);
-        let child = command.spawn().map_err(|e| {
-            format!(
-                "Error: fork/exec {}: {e}",
-                path.display()
-            )
-        })?;
+        let child = command
+            .spawn()
+            .map_err(|e| format!("Error: fork/exec {}: {e}", path.display()))?;
         let report = {
             let mut reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
             reports.push(InstanceReport {
@@ -518,7 +523,8 @@ impl RuntimeApi {
 impl FunctionInvoker for RuntimeApi {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let Some(executable) = resolve_function(function, self.functions.iter().map(String::as_str))
+        let Some(executable) =
+            resolve_function(function, self.functions.iter().map(String::as_str))
         else {
             return Err(FunctionError {
                 error_type: "Lambda.ResourceNotFoundException".into(),

@@ -59,9 +59,10 @@ done"#,
     let mut options = Options::new(dir.path());
     options.timeout = Duration::from_millis(1500);
     options.logs = Logs::Discard;
-    options
-        .function_env
-        .insert("echo".into(), vec![("ROTOR_EXTRA".into(), "for echo".into())]);
+    options.function_env.insert(
+        "echo".into(),
+        vec![("ROTOR_EXTRA".into(), "for echo".into())],
+    );
     let api = RuntimeApi::new(options).unwrap();
     (dir, api)
 }
@@ -91,7 +92,10 @@ async fn a_function_answers_through_the_protocol_and_stays_warm() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].invocations, 2);
     assert!(reports[0].init_ms.is_some_and(|ms| ms > 0.0), "{reports:?}");
-    assert!(reports[0].peak_rss_kib.is_some_and(|kib| kib > 0), "{reports:?}");
+    assert!(
+        reports[0].peak_rss_kib.is_some_and(|kib| kib > 0),
+        "{reports:?}"
+    );
     assert_eq!(reports[0].state, "stopped");
 }
 
@@ -137,7 +141,8 @@ async fn a_process_past_its_timeout_is_killed_as_sandbox_timedout() {
     let e = api.invoke("hangs", json!({})).await.unwrap_err();
     assert_eq!(e.error_type, "Sandbox.Timedout");
     assert!(
-        e.error_message.ends_with(" Error: Task timed out after 1.50 seconds"),
+        e.error_message
+            .ends_with(" Error: Task timed out after 1.50 seconds"),
         "{}",
         e.error_message
     );
@@ -149,7 +154,10 @@ async fn a_process_past_its_timeout_is_killed_as_sandbox_timedout() {
 #[tokio::test]
 async fn unknown_functions_and_empty_directories_are_named() {
     let (dir, api) = functions();
-    let e = api.invoke("rotor-prod-promote", json!({})).await.unwrap_err();
+    let e = api
+        .invoke("rotor-prod-promote", json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(e.error_type, "Lambda.ResourceNotFoundException");
     assert!(
         e.error_message.contains("crashes, echo, fails, hangs"),
@@ -163,5 +171,8 @@ async fn unknown_functions_and_empty_directories_are_named() {
     let e = RuntimeApi::new(Options::new(dir.path().join("nope")))
         .err()
         .unwrap();
-    assert!(e.to_string().contains("cannot read the function directory"), "{e}");
+    assert!(
+        e.to_string().contains("cannot read the function directory"),
+        "{e}"
+    );
 }

@@ -21,6 +21,26 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// How the app reads its current key (in the demo: AWSCURRENT from the local store).
 pub type CurrentKey = Arc<dyn Fn() -> BoxFuture<'static, Option<String>> + Send + Sync>;
 
+/// An app that reads AWSCURRENT of `secret_id` from `store` (the local store, or Secrets
+/// Manager through the adapter), as a consumer reads its secret.
+pub fn current_key_from<S>(store: Arc<S>, secret_id: &str) -> CurrentKey
+where
+    S: rotor_core::ports::SecretStore + ?Sized + 'static,
+{
+    let secret = secret_id.to_string();
+    Arc::new(move || -> BoxFuture<'static, Option<String>> {
+        let store = store.clone();
+        let secret = secret.clone();
+        Box::pin(async move {
+            store
+                .get_value(&secret, &rotor_core::secret::Version::current())
+                .await
+                .ok()
+                .map(|(_, v)| v.expose().to_string())
+        })
+    })
+}
+
 /// Whether the vendor accepts a key (see [`VendorStandIn::checker`]).
 pub type KeyChecker = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 

@@ -14,5 +14,5 @@ mod app;
 mod server;
 mod vendor;
 
-pub use app::{AppStandIn, BoxFuture, CurrentKey, KeyChecker};
+pub use app::{current_key_from, AppStandIn, BoxFuture, CurrentKey, KeyChecker};
 pub use vendor::{VendorStandIn, VENDORS};
