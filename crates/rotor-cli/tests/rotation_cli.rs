@@ -1631,3 +1631,167 @@ fn a_candidate_is_never_sent_to_a_host_the_deployment_did_not_allow() {
         assert_eq!(last["error"], "Input.Invalid", "{last}");
     }
 }
+
+/// The function binaries `--lambda-binaries` runs: `ROTOR_LAMBDA_BINARIES` (scripts/test
+/// builds them), else the directory `rotor` itself was built into.
+fn lambda_binaries() -> std::path::PathBuf {
+    let dir = match std::env::var("ROTOR_LAMBDA_BINARIES") {
+        Ok(d) if !d.trim().is_empty() => std::path::PathBuf::from(d.trim()),
+        _ => std::path::Path::new(env!("CARGO_BIN_EXE_rotor"))
+            .parent()
+            .unwrap()
+            .to_path_buf(),
+    };
+    for f in rotor_core::dispatch::FUNCTIONS {
+        assert!(
+            dir.join(f).is_file(),
+            "{} has no function binary {f}: run scripts/test, or cargo build --workspace --bins",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// The states an execution entered, from `rotate --json`'s events.
+fn states_entered(out: &Out) -> Vec<String> {
+    out.json()["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["stateEnteredEventDetails"]["name"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `rotate` and `rollback --lambda-binaries DIR` on the local store: the real function binaries
+/// (each started once behind a loopback Lambda Runtime API, with the store passed on) take the
+/// same path to the same end as the in-process run; their logs go to `--lambda-logs`, never to
+/// rotor's output, and hold no key.
+#[test]
+fn rotate_and_rollback_through_the_function_binaries_match_in_process() {
+    let standin = StandIn::start();
+    let rotor = Rotor::new("lambda-binaries");
+    let binaries = lambda_binaries();
+    let binaries = binaries.to_str().unwrap();
+    let logs = rotor.store.parent().unwrap().join("function-logs");
+    let logs_arg = logs.to_str().unwrap().to_string();
+    let mut paths = Vec::new();
+    let mut keys = Vec::new();
+    for (id, extra) in [
+        ("app/in_process", vec![]),
+        (
+            "app/binaries",
+            vec!["--lambda-binaries", binaries, "--lambda-logs", &logs_arg],
+        ),
+    ] {
+        let old = standin.issue_key("openai");
+        let new = standin.issue_key("openai");
+        rotor.create_vendor_secret(id, &old, &standin.probe_url("openai"), &[]);
+        let mut args = vec!["--json", "--seed", "5"];
+        args.extend(extra.iter().copied());
+        let out = rotor.rotate(id, &new, &args);
+        out.expect_ok();
+        assert_eq!(out.json()["outcome"], "rotated", "{}", out.show());
+        assert_eq!(
+            rotor.reveal(id, "AWSCURRENT").as_deref(),
+            Some(new.as_str())
+        );
+        let mut back = vec!["rollback", "--secret", id, "--reason", "test", "--yes"];
+        back.extend(args.iter().copied());
+        let rolled = rotor.run(&back);
+        rolled.expect_ok();
+        assert_eq!(
+            rolled.json()["outcome"],
+            "rolled back (manual)",
+            "{}",
+            rolled.show()
+        );
+        assert_eq!(
+            rotor.reveal(id, "AWSCURRENT").as_deref(),
+            Some(old.as_str())
+        );
+        paths.push((states_entered(&out), states_entered(&rolled)));
+        keys.extend([old, new]);
+    }
+    assert_eq!(
+        paths[0], paths[1],
+        "in-process and binaries took other paths"
+    );
+    let mut logged = Vec::new();
+    for f in ["stage-pending", "health-probe", "promote", "audit-log"] {
+        let text = std::fs::read_to_string(logs.join(format!("{f}.log")))
+            .unwrap_or_else(|e| panic!("{f}'s log in {}: {e}", logs.display()));
+        assert!(text.contains("\"ok\""), "{f} answered: {text}");
+        logged.push(text);
+    }
+    let all = logged.join("\n");
+    for key in &keys {
+        assert!(
+            !all.contains(key.as_str()),
+            "a key leaked into the functions' logs"
+        );
+    }
+    for out in rotor.transcript() {
+        assert!(
+            !out.text().contains("rotor_lambda"),
+            "function logs reached rotor's output: {}",
+            out.show()
+        );
+    }
+}
+
+/// `sfn run --lambda-binaries`: documented in `--help`; a function the directory does not hold
+/// fails its Task as Lambda does (Lambda.ResourceNotFoundException, caught by States.ALL like
+/// any error); a directory without executables is refused before anything runs.
+#[test]
+fn sfn_run_with_lambda_binaries_names_what_it_cannot_run() {
+    let rotor = Rotor::new("sfn-lambda");
+    let help = rotor.run(&["sfn", "run", "--help"]);
+    help.expect_ok();
+    for needle in [
+        "--lambda-binaries <DIR>",
+        "--lambda-timeout <SECONDS>",
+        "--lambda-logs <DIR>",
+    ] {
+        assert!(help.stdout().contains(needle), "{needle}: {}", help.show());
+    }
+    let definition = rotor.file(
+        "missing.asl.json",
+        br#"{"StartAt": "Call", "States": {
+            "Call": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                     "Parameters": {"FunctionName": "rotor-prod-no-such-function", "Payload": {}},
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": true},
+            "Caught": {"Type": "Pass", "End": true}}}"#,
+    );
+    let binaries = lambda_binaries();
+    let out = rotor.run(&[
+        "sfn",
+        "run",
+        &definition,
+        "--json",
+        "--lambda-binaries",
+        binaries.to_str().unwrap(),
+    ]);
+    out.expect_ok();
+    let text = out.stdout();
+    assert!(
+        text.contains("Lambda.ResourceNotFoundException") && text.contains("Caught"),
+        "{}",
+        out.show()
+    );
+    let empty = rotor.store.parent().unwrap().join("no-functions");
+    std::fs::create_dir_all(&empty).unwrap();
+    let refused = rotor.run(&[
+        "sfn",
+        "run",
+        &definition,
+        "--lambda-binaries",
+        empty.to_str().unwrap(),
+    ]);
+    assert_ne!(refused.code, 0, "{}", refused.show());
+    assert!(
+        refused.stderr().contains("holds no executable file"),
+        "{}",
+        refused.show()
+    );
+}

@@ -180,7 +180,11 @@ impl Drop for Instance {
 
 impl RuntimeApi {
     /// The executables of `options.dir`; nothing starts before the first invocation.
-    pub fn new(options: Options) -> Result<RuntimeApi, Error> {
+    pub fn new(mut options: Options) -> Result<RuntimeApi, Error> {
+        // Absolute: each process runs in this directory, where a relative path means another.
+        if let Ok(dir) = std::path::absolute(&options.dir) {
+            options.dir = dir;
+        }
         let entries = std::fs::read_dir(&options.dir).map_err(|source| Error::Dir {
             dir: options.dir.clone(),
             source,

@@ -176,3 +176,16 @@ async fn unknown_functions_and_empty_directories_are_named() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_relative_directory_is_the_callers() {
+    let (dir, _) = functions();
+    let parent = dir.path().parent().unwrap();
+    let relative = dir.path().file_name().unwrap();
+    std::env::set_current_dir(parent).unwrap();
+    let mut options = Options::new(relative);
+    options.logs = Logs::Discard;
+    let api = RuntimeApi::new(options).unwrap();
+    let answer = api.invoke("echo", json!(1)).await.unwrap();
+    assert_eq!(answer["payload"], 1);
+}
