@@ -12,15 +12,6 @@ use rotor_runtime_api::{Logs, Options, RuntimeApi};
 use std::path::PathBuf;
 use std::time::Instant;
 
-const FUNCTIONS: [&str; 6] = [
-    "stage-pending",
-    "health-probe",
-    "promote",
-    "revoke-old-iam-key",
-    "rollback",
-    "audit-log",
-];
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -49,7 +40,7 @@ async fn main() {
         "function", "init ms", "first call ms", "peak RSS KiB"
     );
     let mut rows = Vec::new();
-    for f in FUNCTIONS {
+    for f in rotor_core::dispatch::FUNCTIONS {
         let (mut inits, mut calls, mut rss) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let mut options = Options::new(&dir);
