@@ -636,6 +636,7 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
         secret_id: w.secret_id.clone(),
         staged: staged.clone(),
         deactivated_at: None,
+        consumers_redeployed: vec![],
     };
     let d1 = handlers::revoke_old_iam_key(&w.services, deact.clone())
         .await
@@ -644,6 +645,8 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
         &w.services,
         RevokeInput {
             deactivated_at: d1.deactivated_at.clone(),
+            consumers_redeployed: vec![],
+            consumers_redeployed: vec![],
             ..deact
         },
     )
@@ -656,6 +659,7 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
         secret_id: w.secret_id.clone(),
         staged: staged.clone(),
         deactivated_at: d1.deactivated_at.clone(),
+        consumers_redeployed: vec![],
     };
     let x1 = handlers::revoke_old_iam_key(&w.services, del.clone())
         .await

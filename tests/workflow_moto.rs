@@ -457,6 +457,8 @@ async fn vendor_rotation_promotes_the_new_key_in_moto() {
             "WaitForPropagation",
             "ProbeCandidate",
             "Promote",
+            "HasConsumers",
+            "NoConsumersToRedeploy",
             "WaitForConsumers",
             "ProbeApplication",
             "IsIamAccessKey",

@@ -106,6 +106,7 @@ impl Fixture for LocalFixture {
             audit: Arc::new(self.store.clone()),
             prober: Arc::new(NoProber),
             clock: Arc::new(SystemClock),
+            ecs: Arc::new(self.store.clone()),
             probe_hosts: Default::default(),
         }
     }

@@ -378,6 +378,12 @@ fn apply_result_path(
 /// ResourceType/Resource as history shows them for service integrations.
 fn resource_parts(resource: &str) -> (String, String) {
     if let Some(rest) = resource.strip_prefix("arn:aws:states:::") {
+        // An AWS SDK integration is typed by its service: `aws-sdk:ecs` / `updateService`.
+        if rest.starts_with("aws-sdk:") {
+            if let Some((ty, res)) = rest.rsplit_once(':') {
+                return (ty.to_string(), res.to_string());
+            }
+        }
         let mut parts = rest.splitn(2, ':');
         let ty = parts.next().unwrap_or_default().to_string();
         let res = parts.next().unwrap_or_default().to_string();

@@ -131,6 +131,7 @@ pub struct AwsAdapters {
     pub iam: Arc<AwsIam>,
     pub audit: Arc<CloudWatchAudit>,
     pub sts: Sts,
+    pub ecs: Arc<crate::AwsEcs>,
 }
 
 impl AwsAdapters {
@@ -143,6 +144,7 @@ impl AwsAdapters {
             iam: Arc::new(AwsIam::new(&config)),
             audit: Arc::new(CloudWatchAudit::new(&config)),
             sts: Sts::new(&config),
+            ecs: Arc::new(crate::AwsEcs::new(&config)),
             config,
         }
     }
@@ -170,6 +172,7 @@ impl AwsAdapters {
             audit: self.audit.clone(),
             prober: Arc::new(prober),
             clock: Arc::new(SystemClock),
+            ecs: self.ecs.clone(),
             probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
         })
     }

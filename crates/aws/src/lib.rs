@@ -8,6 +8,7 @@
 //! | [`iam`] | [`AwsIam`] | `Iam` |
 //! | [`cloudwatch`] | [`CloudWatchAudit`] | `AuditSink` |
 //! | [`sts`] | [`Sts`] | GetCallerIdentity with given credentials |
+//! | [`ecs`] | [`AwsEcs`] | `Ecs` (the consumers' UpdateService, DescribeServices) |
 //! | [`config`] | [`AwsOptions`], [`AwsAdapters`], [`services`] | clients built once |
 //! | [`errors`] | [`map_sdk_error`] | SDK errors -> ASL error names |
 //!
@@ -19,6 +20,7 @@
 
 pub mod cloudwatch;
 pub mod config;
+pub mod ecs;
 pub mod errors;
 pub mod iam;
 pub mod kms;
@@ -27,6 +29,7 @@ pub mod sts;
 
 pub use cloudwatch::CloudWatchAudit;
 pub use config::{load, load_with, services, AwsAdapters, AwsOptions, Timeouts};
+pub use ecs::AwsEcs;
 pub use errors::map_sdk_error;
 pub use iam::AwsIam;
 pub use kms::AwsKms;

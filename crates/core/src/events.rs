@@ -13,7 +13,8 @@
 //! stage-pending: `{"execution_id": "arn:...:execution:rotation:x", "input": <execution input>}` ->
 //! ```json
 //! {"secret_id": "...", "kind": "vendor-api-key", "pending_version_id": "6f1c...", "previous_version_id": "a2b9...",
-//!  "waits": {"propagation_seconds": 10, "consumers_seconds": 60, "grace_seconds": 3600}, "app_probe": true}
+//!  "waits": {"propagation_seconds": 10, "consumers_seconds": 60, "grace_seconds": 3600}, "app_probe": true,
+//!  "consumers": [{"name": "ecs:prod/backend", "kind": "ecs", "cluster": "prod", "service": "backend", "poll_seconds": 15, "max_polls": 60}]}
 //! ```
 //! health-probe: `{"secret_id": "...", "version_id": "6f1c...", "target": "candidate"}` ->
 //! `{"target": "candidate", "valid": true, "skipped": false, "proof": "openai accepted the key (HTTP 200)"}`
@@ -119,6 +120,10 @@ pub struct StagePendingOutput {
     pub app_probe: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam: Option<IamStaged>,
+    /// What the state machine redeploys after promotion and again after a revert
+    /// (`rotor:consumers`; empty: nothing to redeploy).
+    #[serde(default)]
+    pub consumers: Vec<crate::consumers::Consumer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +222,21 @@ pub struct RevokeInput {
     /// When the old key was deactivated (set by the deactivate step, read by delete).
     #[serde(default)]
     pub deactivated_at: Option<String>,
+    /// The secret's consumers as the state machine redeployed them on the new key (empty when
+    /// it declares none): deactivate first checks the old key was not used after the last of
+    /// them completed.
+    #[serde(default)]
+    pub consumers_redeployed: Vec<RedeployedConsumer>,
+}
+
+/// One consumer running on the new value (the state machine's `ConsumerRedeployed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeployedConsumer {
+    /// As `rotor:consumers` names it (`ecs:prod/backend`).
+    pub name: String,
+    pub deployment_id: String,
+    /// When ECS saw the deployment complete (its `UpdatedAt`): RFC 3339, or epoch seconds.
+    pub completed_at: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

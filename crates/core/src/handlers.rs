@@ -53,6 +53,7 @@ fn staged_output(
         waits: policy.waits,
         app_probe: policy.app_health_url.is_some(),
         iam,
+        consumers: policy.consumers.clone(),
     }
 }
 
@@ -574,6 +575,36 @@ async fn restore_previous(
     Ok(true)
 }
 
+fn parse_time(secret_id: &str, field: &str, text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            RotorError::input(format!(
+                "secret {secret_id}: {field} {text:?} is not an RFC 3339 time"
+            ))
+        })
+}
+
+/// When ECS saw a consumer's deployment complete: RFC 3339 text, or epoch seconds.
+fn completion_time(secret_id: &str, c: &RedeployedConsumer) -> Result<DateTime<Utc>> {
+    match &c.completed_at {
+        serde_json::Value::String(text) => parse_time(secret_id, "completed_at", text),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .and_then(|s| DateTime::from_timestamp_millis((s * 1000.0) as i64))
+            .ok_or_else(|| {
+                RotorError::input(format!(
+                    "secret {secret_id}: consumer {} completed_at {n} is not a time",
+                    c.name
+                ))
+            }),
+        other => Err(RotorError::input(format!(
+            "secret {secret_id}: consumer {} completed_at {other} is not a time",
+            c.name
+        ))),
+    }
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -718,6 +749,27 @@ pub async fn revoke_old_iam_key(svc: &Services, req: RevokeInput) -> Result<Revo
                 true,
             )),
             Some(_) => {
+                // AWS's order: the consumers run on the new key, then GetAccessKeyLastUsed on
+                // the old one, and only then is it deactivated. A use after the consumers were
+                // redeployed means one of them (or something undeclared) still holds it.
+                let mut redeployed: Option<(DateTime<Utc>, &str)> = None;
+                for c in &req.consumers_redeployed {
+                    let at = completion_time(id, c)?;
+                    if redeployed.is_none_or(|(t, _)| at > t) {
+                        redeployed = Some((at, &c.name));
+                    }
+                }
+                if let Some((at, name)) = redeployed {
+                    if let Some(last) = svc.iam.access_key_last_used(&old).await? {
+                        if last > at {
+                            return Err(RotorError::OldKeyStillInUse(format!(
+                                "access key {old} of IAM user {user} was used at {} after the secret's consumers ran on the new key (the last, {name}, at {}): something still uses it, so it was not deactivated",
+                                rfc3339(last),
+                                rfc3339(at)
+                            )));
+                        }
+                    }
+                }
                 svc.iam.set_access_key_active(user, &old, false).await?;
                 Ok(out(Some(old), Some(now), true))
             }
@@ -732,13 +784,7 @@ pub async fn revoke_old_iam_key(svc: &Services, req: RevokeInput) -> Result<Revo
                     "secret {id}: revoke-old-iam-key delete needs deactivated_at (the deactivate step's answer)"
                 ))
             })?;
-            let deactivated_at = DateTime::parse_from_rfc3339(text)
-                .map_err(|_| {
-                    RotorError::input(format!(
-                        "secret {id}: deactivated_at {text:?} is not an RFC 3339 time"
-                    ))
-                })?
-                .with_timezone(&Utc);
+            let deactivated_at = parse_time(id, "deactivated_at", text)?;
             if iam::is_active(k) {
                 return Err(RotorError::OldKeyStillInUse(format!(
                     "access key {old} of IAM user {user} is Active again after rotor deactivated it at {text}: something still needs it, so it was not deleted"

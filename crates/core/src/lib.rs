@@ -2,6 +2,7 @@
 //!
 //! * [`events`]: the execution input and each handler's input/output (JSON examples there).
 //! * [`policy`]: the per-secret policy read from the secret's `rotor:*` tags.
+//! * [`consumers`]: what is redeployed on a new value (`rotor:consumers`), and ECS as a port.
 //! * [`ports`]: traits for the outside world (secret store, KMS, IAM, STS, HTTP probes, audit, clock).
 //! * [`candidate`]: the candidate as a rotation carries it (sealed to one execution and a deadline).
 //! * [`dispatch`]: a function's name and JSON payload to its handler, one way for the Lambda binaries and the runner.
@@ -10,6 +11,7 @@
 //! * [`iam`]: IAM access key rotation's shared parts (the key value, staging, the STS proof).
 
 pub mod candidate;
+pub mod consumers;
 pub mod dispatch;
 pub mod error;
 pub mod events;

@@ -89,6 +89,8 @@ pub struct Policy {
     pub iam_probe_action: Option<ProbeAction>,
     pub length: usize,
     pub charset: Charset,
+    /// What must be redeployed on the new value (`rotor:consumers`; empty: nothing).
+    pub consumers: Vec<crate::consumers::Consumer>,
 }
 
 pub const DEFAULT_WAITS: Waits = Waits {
@@ -224,6 +226,7 @@ impl Policy {
             iam_probe_action,
             length,
             charset,
+            consumers: crate::consumers::from_tags(tags)?,
         })
     }
 }

@@ -246,6 +246,9 @@ pub struct Services {
     pub prober: Arc<dyn HttpProber>,
     pub audit: Arc<dyn AuditSink>,
     pub clock: Arc<dyn Clock>,
+    /// The consumers' platform. No handler calls it: the state machine's ECS integrations
+    /// do (answered by it when rotor's executor runs the definition).
+    pub ecs: Arc<dyn crate::consumers::Ecs>,
     /// Where a candidate probe may go besides the presets' own hosts and loopback (the
     /// deployment's allow-list, [`crate::probe_destination`]).
     pub probe_hosts: crate::probe_destination::ProbeHosts,

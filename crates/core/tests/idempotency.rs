@@ -149,6 +149,7 @@ async fn world() -> World {
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: clock.clone(),
+        ecs: Arc::new(store.clone()),
         probe_hosts: Default::default(),
     };
     World {
@@ -922,6 +923,7 @@ fn revoke(mode: RevokeMode, staged: &StagePendingOutput, at: Option<String>) -> 
         secret_id: IAM_SECRET.into(),
         staged: staged.clone(),
         deactivated_at: at,
+        consumers_redeployed: vec![],
     }
 }
 

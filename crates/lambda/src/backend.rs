@@ -38,9 +38,10 @@ pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
                 kms: Arc::new(store.clone()),
                 iam: Arc::new(store.clone()),
                 sts: Arc::new(store.clone()),
-                audit: Arc::new(store),
+                audit: Arc::new(store.clone()),
                 prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
                 clock: Arc::new(SystemClock),
+                ecs: Arc::new(store.clone()),
                 probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
             })
         }

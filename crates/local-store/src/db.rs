@@ -180,6 +180,9 @@ fn configure(conn: &mut Connection, keys: &Keys, db_path: &Path) -> R<()> {
         if version < 2 {
             tx.execute_batch(SCHEMA_V2)?;
         }
+        if version < 3 {
+            tx.execute_batch(crate::ecs::SCHEMA_V3)?;
+        }
         if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }

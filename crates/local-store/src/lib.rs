@@ -18,17 +18,20 @@
 //! [`LocalStore`] implements [`SecretStore`](rotor_core::ports::SecretStore),
 //! [`Kms`](rotor_core::ports::Kms), [`Iam`](rotor_core::ports::Iam),
 //! [`CallerIdentity`](rotor_core::ports::CallerIdentity) (a local STS) and
-//! [`AuditSink`](rotor_core::ports::AuditSink), plus the extra methods the CLI needs
+//! [`AuditSink`](rotor_core::ports::AuditSink) and [`Ecs`](rotor_core::consumers::Ecs) (ECS-like
+//! services, the consumers a rotation redeploys), plus the extra methods the CLI needs
 //! (creating secrets and IAM users, listing audit records, metrics and execution histories).
 
 mod audit;
 mod crypto;
 mod db;
+mod ecs;
 mod iam;
 mod kms;
 mod secrets;
 
 pub use audit::{ExecutionRecord, RUNNING};
+pub use ecs::{ServiceSpec, LOCAL_REGION};
 pub use iam::{LOCAL_ACCOUNT, MAX_KEYS_PER_USER};
 pub use kms::MAX_KMS_PLAINTEXT_BYTES;
 pub use rotor_core::limits::{
@@ -54,7 +57,7 @@ pub const DB_FILE: &str = "rotor.db";
 /// The master key file inside the store directory.
 pub const KEY_FILE: &str = "master.key";
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `ROTOR_STORE` when set and not empty, else `./.rotor`.
 pub fn default_dir() -> PathBuf {

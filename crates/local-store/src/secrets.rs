@@ -17,7 +17,7 @@ use rotor_core::limits::{
     MAX_DESCRIPTION_CHARS, MAX_STAGES_PER_VERSION, MAX_TAGS,
 };
 
-fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
+pub(crate) fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
     let found: Option<i64> = tx
         .query_row("SELECT 1 FROM secrets WHERE id = ?1", [id], |r| r.get(0))
         .optional()?;
@@ -44,7 +44,11 @@ fn no_version(secret_id: &str, version_id: &str) -> RotorError {
     ))
 }
 
-fn stage_holder(tx: &Transaction<'_>, secret_id: &str, stage: &str) -> R<Option<String>> {
+pub(crate) fn stage_holder(
+    tx: &Transaction<'_>,
+    secret_id: &str,
+    stage: &str,
+) -> R<Option<String>> {
     Ok(tx
         .query_row(
             "SELECT version_id FROM stages WHERE secret_id = ?1 AND stage = ?2",

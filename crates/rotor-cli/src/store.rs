@@ -36,6 +36,7 @@ pub fn services(store: &LocalStore) -> Result<Services> {
         audit: Arc::new(store.clone()),
         prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
         clock: Arc::new(SystemClock),
+        ecs: Arc::new(store.clone()),
         probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
     })
 }

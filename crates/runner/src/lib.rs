@@ -7,6 +7,8 @@
 //! `lambda_runtime` (a handler error becomes a function error whose `errorType` is the error's
 //! ASL name). [`run_rotation`] puts it all together on rotor-asl's executor.
 
+pub mod ecs_tasks;
+
 use async_trait::async_trait;
 use rotor_asl::definition::StateMachine;
 use rotor_asl::executor::{
@@ -333,11 +335,16 @@ pub async fn run_rotation_json(
     let invoker: Arc<dyn FunctionInvoker> = match options.invoker {
         Some(invoker) => invoker,
         None => Arc::new(LocalFunctions {
-            services,
+            services: services.clone(),
             per_function: options.function_services,
         }),
     };
-    let handler = Arc::new(LambdaTasks { invoker });
+    // The definition's ECS Tasks go to the consumers' platform (the local store's services, or
+    // ECS through the SDK), every other Task to the functions.
+    let handler = Arc::new(ecs_tasks::Tasks {
+        ecs: services.ecs.clone(),
+        lambda: Arc::new(LambdaTasks { invoker }),
+    });
     let mut run = RunOptions::new(name, handler);
     run.state_machine_name = STATE_MACHINE_NAME.into();
     run.seed = options.seed;
@@ -418,6 +425,7 @@ mod tests {
         let text = render_definition(load_rotation_definition(), &local_arns()).unwrap();
         assert!(!text.contains("${"));
         let def: Value = serde_json::from_str(&text).unwrap();
-        assert!(rotor_asl::validate::validate(&def).is_empty());
+        let problems = rotor_asl::validate::validate(&def);
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 }

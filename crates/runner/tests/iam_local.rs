@@ -70,6 +70,7 @@ async fn world(extra_tags: &[(&str, &str)]) -> World {
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: Arc::new(SystemClock),
+        ecs: Arc::new(store.clone()),
         probe_hosts: Default::default(),
     };
     let secrets = Mutex::new(vec![old.secret_access_key.expose().to_string()]);
@@ -217,6 +218,8 @@ const ROTATED: &[&str] = &[
     "WaitForPropagation",
     "ProbeCandidate",
     "Promote",
+    "HasConsumers",
+    "NoConsumersToRedeploy",
     "WaitForConsumers",
     "ProbeApplication",
     "IsIamAccessKey",
@@ -397,7 +400,12 @@ async fn the_old_key_used_during_grace_reverts_the_rotation() {
     assert!(cause.contains("Revoke.OldKeyStillInUse"), "{cause}");
     assert_eq!(
         entered(&outcome)[ROTATED.len() - 2..],
-        ["Revert", "AuditRolledBack", "RolledBack"]
+        [
+            "Revert",
+            "HasConsumersToRestore",
+            "AuditRolledBack",
+            "RolledBack"
+        ]
     );
     let staged_new = outcome.events.iter().find_map(|e| {
         let out = e.get("taskSucceededEventDetails")?["output"].as_str()?;

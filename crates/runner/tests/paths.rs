@@ -33,6 +33,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+#[path = "paths/consumers.rs"]
+mod consumers;
+
 const MOCKS: &str = include_str!("../../../statemachine/mocks/rotation.mocks.json");
 
 fn definition() -> StateMachine {
@@ -219,12 +222,14 @@ struct Case {
     cause_contains: &'static [&'static str],
 }
 
-const ROTATE_TO_APP: [&str; 7] = [
+const ROTATE_TO_APP: [&str; 9] = [
     "CheckInput",
     "StagePending",
     "WaitForPropagation",
     "ProbeCandidate",
     "Promote",
+    "HasConsumers",
+    "NoConsumersToRedeploy",
     "WaitForConsumers",
     "ProbeApplication",
 ];
@@ -240,7 +245,15 @@ fn cases() -> Vec<Case> {
     );
     let to_probe = &ROTATE_TO_APP[..4];
     let to_promote = &ROTATE_TO_APP[..5];
-    let reverted = with(&ROTATE_TO_APP, &["Revert", "AuditRolledBack", "RolledBack"]);
+    let reverted = with(
+        &ROTATE_TO_APP,
+        &[
+            "Revert",
+            "HasConsumersToRestore",
+            "AuditRolledBack",
+            "RolledBack",
+        ],
+    );
     vec![
         Case {
             name: "HappyVendor",
@@ -464,6 +477,7 @@ fn cases() -> Vec<Case> {
                     "WaitGracePeriod",
                     "DeleteOldKey",
                     "Revert",
+                    "HasConsumersToRestore",
                     "AuditRolledBack",
                     "RolledBack",
                 ],
@@ -657,23 +671,44 @@ struct Local {
 }
 
 async fn local() -> Local {
+    local_with(None).await
+}
+
+/// [`local`], or with `consumer` (the ECS-like service `prod/backend` whose tasks read the
+/// secret, declared in `rotor:consumers`; `true`: its new tasks crash on a new value) the app
+/// stand-in is that service's task: it holds the version its deployment started on.
+async fn local_with(consumer: Option<bool>) -> Local {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::open(&dir.path().join("store")).unwrap();
     let vendor = VendorStandIn::start().await;
     let app_store = store.clone();
-    let current_key: CurrentKey = Arc::new(move || -> BoxFuture<'static, Option<String>> {
-        let store = app_store.clone();
-        Box::pin(async move {
-            store
-                .get_value(SECRET, &Version::current())
-                .await
-                .ok()
-                .map(|(_, v)| v.expose().to_string())
-        })
-    });
+    let current_key: CurrentKey = match consumer {
+        None => Arc::new(move || -> BoxFuture<'static, Option<String>> {
+            let store = app_store.clone();
+            Box::pin(async move {
+                store
+                    .get_value(SECRET, &Version::current())
+                    .await
+                    .ok()
+                    .map(|(_, v)| v.expose().to_string())
+            })
+        }),
+        Some(_) => {
+            let serving = app_store.clone();
+            rotor_standins::task_key_from(
+                Arc::new(app_store),
+                SECRET,
+                Arc::new(move || {
+                    serving
+                        .serving_version(consumers::CLUSTER, consumers::SERVICE, SECRET)
+                        .unwrap()
+                }),
+            )
+        }
+    };
     let app = AppStandIn::for_vendor(current_key, &vendor, "openai").await;
     let old_key = vendor.issue_key("openai");
-    let tags: BTreeMap<String, String> = [
+    let mut tags: BTreeMap<String, String> = [
         ("rotor:kind", "vendor-api-key".to_string()),
         ("rotor:probe", "openai".to_string()),
         ("rotor:probe-url", vendor.probe_url("openai")),
@@ -684,9 +719,27 @@ async fn local() -> Local {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if consumer.is_some() {
+        tags.insert(
+            "rotor:consumers".into(),
+            format!("ecs:{}/{}", consumers::CLUSTER, consumers::SERVICE),
+        );
+        tags.insert("rotor:consumer-poll-seconds".into(), "10".into());
+    }
     let old_id = store
         .create_secret(SECRET, &SecretValue::new(old_key.clone()), tags, None)
         .unwrap();
+    if let Some(crash_on_new_value) = consumer {
+        store
+            .create_service(&rotor_local_store::ServiceSpec {
+                cluster: consumers::CLUSTER.into(),
+                service: consumers::SERVICE.into(),
+                desired_count: 2,
+                secrets: vec![SECRET.into()],
+                crash_on_new_value,
+            })
+            .unwrap();
+    }
     let services = Services {
         store: Arc::new(store.clone()),
         kms: Arc::new(store.clone()),
@@ -695,6 +748,7 @@ async fn local() -> Local {
         prober: Arc::new(ReqwestProber::new(std::time::Duration::from_secs(5))),
         audit: Arc::new(store.clone()),
         clock: Arc::new(SystemClock),
+        ecs: Arc::new(store.clone()),
         probe_hosts: Default::default(),
     };
     Local {

@@ -1,4 +1,5 @@
-//! An application that uses the rotated key: `GET /health` is 200 while the vendor accepts the
+//! An application that uses the rotated key (reading AWSCURRENT on each request, or as an ECS
+//! task holding the version its deployment started on: [`task_key_from`]): `GET /health` is 200 while the vendor accepts the
 //! key the app currently reads, 503 when it does not, and 500 while it is set broken.
 
 use crate::server::Server;
@@ -34,6 +35,31 @@ where
         Box::pin(async move {
             store
                 .get_value(&secret, &rotor_core::secret::Version::current())
+                .await
+                .ok()
+                .map(|(_, v)| v.expose().to_string())
+        })
+    })
+}
+
+/// Which version of its secret an ECS-like task holds (the one its deployment started on).
+pub type ServingVersion = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// An app that runs as an ECS task: it holds the version of `secret_id` its deployment
+/// started on (`serving`, e.g. the local store's `serving_version` of its service), not
+/// whatever AWSCURRENT is now, so only a redeployment gives it a new key.
+pub fn task_key_from<S>(store: Arc<S>, secret_id: &str, serving: ServingVersion) -> CurrentKey
+where
+    S: rotor_core::ports::SecretStore + ?Sized + 'static,
+{
+    let secret = secret_id.to_string();
+    Arc::new(move || -> BoxFuture<'static, Option<String>> {
+        let store = store.clone();
+        let secret = secret.clone();
+        let version = serving();
+        Box::pin(async move {
+            store
+                .get_value(&secret, &rotor_core::secret::Version::Id(version?))
                 .await
                 .ok()
                 .map(|(_, v)| v.expose().to_string())

@@ -14,5 +14,7 @@ mod app;
 mod server;
 mod vendor;
 
-pub use app::{current_key_from, AppStandIn, BoxFuture, CurrentKey, KeyChecker};
+pub use app::{
+    current_key_from, task_key_from, AppStandIn, BoxFuture, CurrentKey, KeyChecker, ServingVersion,
+};
 pub use vendor::{VendorStandIn, VENDORS};
