@@ -729,6 +729,7 @@ async fn manual_rollback_moves_awscurrent_back_in_moto() {
             "CheckRollbackProbe",
             "ProbeRollbackTarget",
             "MoveCurrentBack",
+            "HasConsumersAfterRollback",
             "AuditManualRollback",
             "ManualRollbackDone"
         ]

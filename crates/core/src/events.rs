@@ -204,6 +204,10 @@ pub struct RollbackOutput {
     /// forced, nor when AWSCURRENT is already on it).
     #[serde(default)]
     pub probe: bool,
+    /// Manual: the consumers to redeploy once AWSCURRENT moved (`rotor:consumers`; none when
+    /// nothing moves).
+    #[serde(default)]
+    pub consumers: Vec<crate::consumers::Consumer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

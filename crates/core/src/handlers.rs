@@ -392,6 +392,7 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
         undone_version_id: undone,
         changed,
         probe: false,
+        consumers: Vec::new(),
     };
     match req.mode {
         RollbackMode::Abandon => {
@@ -541,8 +542,16 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                 }
             }
             let force = request.is_some_and(|r| r.force);
+            // The consumers run on the version AWSCURRENT leaves: they are redeployed once it
+            // moved (a tag rotor cannot read is refused here, before anything moves).
+            let consumers = if noop {
+                Vec::new()
+            } else {
+                crate::consumers::from_tags(&info.tags)?
+            };
             Ok(RollbackOutput {
                 probe: !noop && !force,
+                consumers,
                 ..out(target, Some(current), false)
             })
         }

@@ -497,6 +497,7 @@ async fn rollback_abandon_twice() {
             undone_version_id: Some(staged.pending_version_id.clone()),
             changed: true,
             probe: false,
+            consumers: vec![],
         }
     );
     // AWSPENDING is gone; the abandoned version stays, with no label.
@@ -573,6 +574,7 @@ async fn rollback_revert_twice() {
             undone_version_id: Some(staged.pending_version_id.clone()),
             changed: true,
             probe: false,
+            consumers: vec![],
         }
     );
     w.assert_current_works(&w.first_id).await;
@@ -607,6 +609,7 @@ async fn rollback_manual_plan_and_move_twice() {
             changed: false,
             // Not forced and AWSCURRENT moves: the target is probed first.
             probe: true,
+            consumers: vec![],
         }
     );
 

@@ -440,3 +440,92 @@ async fn the_old_key_used_during_grace_reverts_the_rotation() {
     assert_eq!(previous, None);
     w.invariants(&outcome, None).await;
 }
+
+#[tokio::test]
+async fn a_consumer_still_on_the_old_key_after_its_redeploy_reverts_before_deactivation() {
+    // The key's consumer is an ECS-like service: it is redeployed on the new key and its
+    // deployment completes; then something still signs with the old key (a consumer rotor
+    // was not told about, or one that cached it). AWS's order: GetAccessKeyLastUsed on the
+    // old key before deactivating it, so the rotation reverts with the old key never touched.
+    let w = world(&[
+        ("rotor:consumers", "ecs:ci/deployer"),
+        ("rotor:consumer-poll-seconds", "5"),
+    ])
+    .await;
+    w.store
+        .create_service(&rotor_local_store::ServiceSpec {
+            cluster: "ci".into(),
+            service: "deployer".into(),
+            desired_count: 1,
+            secrets: vec![SECRET.into()],
+            crash_on_new_value: false,
+        })
+        .unwrap();
+    let consumer_store = w.store.clone();
+    let old_id = w.old.access_key_id.clone();
+    let used = Arc::new(Mutex::new(false));
+    let used_in = used.clone();
+    let observer: rotor_asl::history::Observer = Arc::new(move |e: &Value| {
+        if e["type"] == "PassStateEntered"
+            && e["stateEnteredEventDetails"]["name"] == "ConsumersRedeployed"
+        {
+            // Strictly after the deployment completed (times are kept to the millisecond).
+            std::thread::sleep(std::time::Duration::from_millis(3));
+            consumer_store.record_key_use(&old_id).unwrap();
+            *used_in.lock().unwrap() = true;
+        }
+    });
+    let outcome = w.run("iam-consumer-old-key", Some(observer)).await;
+    assert!(
+        *used.lock().unwrap(),
+        "the old key was used after the redeploy"
+    );
+    assert_eq!(outcome.error.as_deref(), Some("Rotation.RolledBack"));
+    let cause = outcome.cause.clone().unwrap();
+    assert!(
+        cause.contains("Revoke.OldKeyStillInUse") && cause.contains("the last, ecs:ci/deployer"),
+        "{cause}"
+    );
+    let states = entered(&outcome);
+    assert!(states.contains(&"UpdateService".to_string()), "{states:?}");
+    assert!(
+        !states.contains(&"WaitGracePeriod".to_string()),
+        "{states:?}"
+    );
+    let after: Vec<&str> = states
+        .iter()
+        .map(String::as_str)
+        .skip_while(|s| *s != "DeactivateOldKey")
+        .filter(|s| !s.ends_with("OnOldValue") || *s == "RedeployConsumersOnOldValue")
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "DeactivateOldKey",
+            "Revert",
+            "HasConsumersToRestore",
+            "RedeployConsumersOnOldValue",
+            "AuditRolledBack",
+            "RolledBack"
+        ]
+    );
+    // The old key is Active (it was never deactivated), AWSCURRENT holds it, the new key is
+    // gone, and the service runs on the old key again.
+    let (version, current) = w.key_at(AWSCURRENT).await.unwrap();
+    assert_eq!(version, w.old_version);
+    assert_eq!(current.access_key_id, w.old.access_key_id);
+    let keys = w.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].access_key_id, w.old.access_key_id);
+    assert_eq!(keys[0].status, "Active");
+    assert_eq!(
+        w.store.serving_version("ci", "deployer", SECRET).unwrap(),
+        Some(w.old_version.clone())
+    );
+    let record = w.audited("iam-consumer-old-key");
+    assert_eq!(
+        (record.outcome.as_str(), record.error.as_deref()),
+        ("rolled-back", Some("Revoke.OldKeyStillInUse"))
+    );
+    w.invariants(&outcome, None).await;
+}

@@ -361,6 +361,7 @@ fn cases() -> Vec<Case> {
                 "CheckRollbackProbe",
                 "ProbeRollbackTarget",
                 "MoveCurrentBack",
+                "HasConsumersAfterRollback",
                 "AuditManualRollback",
                 "ManualRollbackDone",
             ],
@@ -1092,6 +1093,7 @@ async fn real_handlers_manual_rollback_after_rotation() {
             "CheckRollbackProbe",
             "ProbeRollbackTarget",
             "MoveCurrentBack",
+            "HasConsumersAfterRollback",
             "AuditManualRollback",
             "ManualRollbackDone"
         ]

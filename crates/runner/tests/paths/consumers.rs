@@ -257,3 +257,76 @@ async fn a_bad_consumers_tag_is_refused_before_anything_changes() {
         [(l.old_id.clone(), vec![AWSCURRENT.to_string()])]
     );
 }
+
+#[test]
+fn the_redeploy_after_a_revert_is_the_same_loop_as_after_promotion() {
+    // State names are unique in a whole definition, so the revert's copy of the loop carries
+    // a suffix; apart from the names the two must not drift apart.
+    let raw: Value = serde_json::from_str(load_rotation_definition()).unwrap();
+    let promoted = raw["States"]["RedeployConsumers"].clone();
+    let names = promoted["ItemProcessor"]["States"].as_object().unwrap();
+    for (copy, suffix) in [
+        ("RedeployConsumersOnOldValue", "OnOldValue"),
+        ("RedeployConsumersAfterRollback", "AfterRollback"),
+    ] {
+        let other = raw["States"][copy].clone();
+        let text = serde_json::to_string(&other["ItemProcessor"]).unwrap();
+        let unsuffixed: Value =
+            serde_json::from_str(&text.replace(&format!("{suffix}\""), "\"")).unwrap();
+        assert_eq!(unsuffixed, promoted["ItemProcessor"], "{copy}");
+        assert_eq!(other["ItemSelector"], promoted["ItemSelector"], "{copy}");
+        assert!(
+            names
+                .keys()
+                .all(|n| text.contains(&format!("\"{n}{suffix}\""))),
+            "{copy}"
+        );
+    }
+    // Every state of the loop says what it does.
+    for (name, state) in names {
+        assert!(
+            state["Comment"].as_str().is_some_and(|c| c.len() > 30),
+            "{name} needs a Comment an auditor can read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_manual_rollback_redeploys_the_consumers_on_the_version_it_restores() {
+    let l = local_with(Some(false)).await;
+    let candidate = l.vendor.issue_key("openai");
+    let rotated = l
+        .run(
+            &l.rotate_input("consumer-first", &candidate).await,
+            "consumer-first",
+        )
+        .await;
+    assert_eq!(rotated.status, Status::Succeeded, "{:?}", rotated.cause);
+    let (new_id, _) = l.current().await;
+    assert_eq!(l.task_key().await.0, new_id);
+    let input = ExecutionInput {
+        action: Action::Rollback,
+        secret_id: SECRET.into(),
+        candidate_ciphertext: None,
+        requested_by: Some("github:bob".into()),
+        reason: Some("the vendor revoked the new key".into()),
+        target_version_id: None,
+        force: false,
+        recovery: None,
+    };
+    let outcome = l.run(&input, "consumer-manual").await;
+    assert_eq!(outcome.status, Status::Succeeded, "{:?}", outcome.cause);
+    let states = entered(&outcome);
+    let at = |s: &str| {
+        states
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s}: {states:?}"))
+    };
+    assert!(at("MoveCurrentBack") < at("RedeployConsumersAfterRollback"));
+    assert!(at("ConsumerRedeployedAfterRollback") < at("AuditManualRollback"));
+    assert_eq!(l.assert_one_working_current().await, l.old_id);
+    assert!(completed_on_every_task(&l.deployments().await[0]));
+    assert_eq!(l.task_key().await, (l.old_id.clone(), l.old_key.clone()));
+    assert_eq!(l.audited("consumer-manual").outcome, "manual-rollback");
+}
