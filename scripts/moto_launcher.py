@@ -2,8 +2,9 @@
 """Start moto's server with the Step Functions operations Terraform needs.
 
 (And two fixes Terraform needs for multi-Region deployments: _patch_kms, _patch_secretsmanager;
-and, when ROTOR_CALL_LOG_DIR is set, _record_calls: every AWS call as one JSON line, for the
-permission check, scripts/permissions.py.)
+_play_ecs_rollouts, the ECS rollouts moto does not run, for the services a test tags to ask
+for it; and, when ROTOR_CALL_LOG_DIR is set, _record_calls: every AWS call as one JSON line,
+for the permission check, scripts/permissions.py.)
 
 moto 5.2.5 does not implement ValidateStateMachineDefinition nor
 ListStateMachineVersions, and the Terraform AWS provider calls both when it
@@ -109,6 +110,74 @@ _RECORDED_FIELDS = (
     "roleArn", "Target", "KMSKeyArn", "KmsKeyArn", "Qualifier", "Arn", "PermissionsBoundary",
     "encryptionConfiguration", "AlarmName", "groupName",
 )
+
+
+def _play_ecs_rollouts() -> None:
+    """Play the rollout of an ECS service a test tagged `rotor-play:rollout`, openly.
+
+    moto runs no tasks: after CreateService or UpdateService(forceNewDeployment) the PRIMARY
+    deployment stays `rolloutState: IN_PROGRESS` with `runningCount: 0` for ever (and moto 5.2.5
+    keeps one deployment, renaming it on a forced deployment), so no consumer refresh could ever
+    complete. For a service tagged `rotor-play:rollout` = `COMPLETED` or `FAILED` (and optionally
+    `rotor-play:after-looks` = N, default 2), every forced deployment starts IN_PROGRESS with no
+    task running, and the N-th DescribeServices that sees it settles it: COMPLETED with
+    `runningCount = desiredCount`, or FAILED as the deployment circuit breaker reports it.
+    Services without the tag are moto's own.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    if getattr(EC2ContainerServiceBackend.describe_services, "_rotor_play", False):
+        return
+    original_describe = EC2ContainerServiceBackend.describe_services
+    original_update = EC2ContainerServiceBackend.update_service
+    looks: dict = {}
+
+    def play(service):  # noqa: ANN001, ANN202
+        tags = {t.get("key"): t.get("value") for t in (service.tags or [])}
+        state = tags.get("rotor-play:rollout")
+        try:
+            after = max(int(tags.get("rotor-play:after-looks", "2")), 1)
+        except ValueError:
+            after = 2
+        return (state if state in ("COMPLETED", "FAILED") else None), after
+
+    def update_service(self, service_properties):  # noqa: ANN001, ANN202
+        force = service_properties.get("force_new_deployment", False)
+        service = original_update(self, service_properties)
+        state, _ = play(service)
+        if state and force and service.deployments:
+            d = service.deployments[0]
+            d.update(rolloutState="IN_PROGRESS", runningCount=0, pendingCount=service.desired_count,
+                     failedTasks=0, rolloutStateReason="ECS deployment %s in progress." % d["id"])
+            service.running_count, service.pending_count = 0, service.desired_count
+        return service
+
+    def describe_services(self, cluster_str, service_names_or_arns):  # noqa: ANN001, ANN202
+        from moto.core.utils import utcnow
+
+        services, failures = original_describe(self, cluster_str, service_names_or_arns)
+        for service in services:
+            state, after = play(service)
+            if not state or not service.deployments:
+                continue
+            d = service.deployments[0]
+            if d.get("rolloutState") != "IN_PROGRESS":
+                continue
+            looks[d["id"]] = looks.get(d["id"], 0) + 1
+            if looks[d["id"]] < after:
+                continue
+            if state == "COMPLETED":
+                d.update(rolloutState="COMPLETED", runningCount=service.desired_count, pendingCount=0,
+                         rolloutStateReason="ECS deployment %s completed." % d["id"], updatedAt=utcnow())
+                service.running_count, service.pending_count = service.desired_count, 0
+            else:
+                d.update(rolloutState="FAILED", runningCount=0, pendingCount=0, failedTasks=service.desired_count,
+                         rolloutStateReason="ECS deployment circuit breaker: tasks failed to start.", updatedAt=utcnow())
+        return services, failures
+
+    describe_services._rotor_play = True  # type: ignore[attr-defined]
+    EC2ContainerServiceBackend.update_service = update_service
+    EC2ContainerServiceBackend.describe_services = describe_services
 
 
 def _record_calls(directory: str) -> None:
@@ -274,6 +343,7 @@ def main() -> None:
     _patch_stepfunctions()
     _patch_kms()
     _patch_secretsmanager()
+    _play_ecs_rollouts()
     if os.environ.get("ROTOR_CALL_LOG_DIR"):
         _record_calls(os.environ["ROTOR_CALL_LOG_DIR"])
 

@@ -15,7 +15,8 @@ against that principal's policies as Terraform deployed them, with a real policy
            AWS makes on that principal's behalf (Secrets Manager's and Step Functions' use of
            the KMS key), plus the calls the state machines' and the schedules' roles make (read
            from the deployed definitions and schedules: moto runs no Lambda task and fires no
-           schedule);
+           schedule; an ECS task of the definition on each service the secrets' rotor:consumers
+           tags declare);
         3. the must-deny table: what no principal may ever do;
         4. parliament on every deployed policy and the key policies;
         5. two deliberate regressions of ci-rotate (no kms:DescribeKey; GetSecretValue added)
@@ -200,6 +201,23 @@ class Deployment:
 
     def role(self, short: str) -> str:
         return "%s-%s" % (self.prefix, short)
+
+    def consumer_service_arns(self) -> list:
+        """The ECS services the deployment's secrets declare in rotor:consumers, as service ARNs.
+
+        An entry is `ecs:<cluster>/<service>` (names, which Step Functions resolves in the
+        deployment's own region and account), `ecs:<cluster ARN>/<service>` or `ecs:<service
+        ARN>` (crates/core/src/consumers.rs accepts all three)."""
+        arns = set()
+        for s in self.secret_by_name.values():
+            for entry in (s["tags"].get("rotor:consumers") or "").split(","):
+                kind, _, target = entry.strip().partition(":")
+                if kind != "ecs" or not target:
+                    continue
+                arn = consumer_service_arn(target, self.region, self.account)
+                if arn:
+                    arns.add(arn)
+        return sorted(arns)
 
     def representative(self, kind: str):
         """The deployed secret (primary region) a test secret of `kind` plays."""
@@ -563,6 +581,12 @@ class Calls:
                     elif service == "cloudwatch":
                         ctx = {"cloudwatch:namespace": params["Namespace"]} if "Namespace" in params else {}
                         yield Eval(role, action, "*", ctx, origin)
+                    elif service == "ecs":
+                        # Cluster and Service come from the secret's rotor:consumers tag: each
+                        # service any secret declares (none: the task never runs, nothing to
+                        # evaluate). UpdateService and DescribeServices are on the service ARN.
+                        for arn in dep.consumer_service_arns():
+                            yield Eval(role, action, arn, {"ecs:cluster": arn.replace(":service/", ":cluster/").rsplit("/", 1)[0]}, origin)
                     else:
                         yield Eval(role, action, "*", {}, origin)
                 elif res.startswith("arn:aws:states:::states:startExecution"):
@@ -581,6 +605,26 @@ def secret_context(s: dict, **extra) -> dict:
         ctx["secretsmanager:ResourceTag/" + k] = v
     ctx.update(extra)
     return ctx
+
+
+def consumer_service_arn(target: str, region: str, account: str):
+    """`<cluster>/<service>`, `<cluster ARN>/<service>` or `<service ARN>` -> the service's ARN
+    (long format, arn:aws:ecs:<region>:<account>:service/<cluster>/<service>), else None."""
+    if target.startswith("arn:"):
+        parts = target.split(":", 5)
+        if len(parts) != 6 or parts[2] != "ecs":
+            return None
+        resource = parts[5]
+        if resource.startswith("service/") and resource.count("/") == 2:
+            return target
+        if resource.startswith("cluster/") and resource.count("/") == 2:
+            _, cluster, service = resource.split("/")
+            return "%s:service/%s/%s" % (":".join(parts[:5]), cluster, service)
+        return None
+    cluster, sep, service = target.rpartition("/")
+    if not sep or not cluster or not service or "/" in cluster:
+        return None
+    return "arn:aws:ecs:%s:%s:service/%s/%s" % (region, account, cluster, service)
 
 
 def tasks(definition: dict):
@@ -680,6 +724,25 @@ def must_deny(dep: Deployment) -> list:
     checked = {ci_rotate, ci_deploy} | {dep.role(f) for f in FUNCTIONS}
     for name in sorted(set(roles) - checked):
         rows.append((name, "kms:Decrypt", key, candidate, "only stage-pending decrypts a candidate"))
+    # Consumers: the state machine redeploys exactly the services the secrets declare, never
+    # another (not even another service of a declared cluster); nothing else calls ECS.
+    undeclared = ["arn:aws:ecs:%s:%s:service/other-cluster/other-service" % (region, acct)]
+    for arn in dep.consumer_service_arns():
+        sibling = arn.rsplit("/", 1)[0] + "/other-service"
+        if sibling not in dep.consumer_service_arns() and sibling not in undeclared:
+            undeclared.append(sibling)
+    sfn = dep.role("rotation-sfn")
+    for arn in undeclared:
+        ctx = {"ecs:cluster": arn.replace(":service/", ":cluster/").rsplit("/", 1)[0]}
+        if sfn in roles:
+            for action in ("ecs:UpdateService", "ecs:DescribeServices"):
+                rows.append((sfn, action, arn, ctx, "the state machine redeploys only the declared consumer services"))
+        for name in sorted(set(roles) - {sfn}):
+            rows.append((name, "ecs:UpdateService", arn, ctx, "only the state machine redeploys a consumer"))
+    for arn in dep.consumer_service_arns():
+        ctx = {"ecs:cluster": arn.replace(":service/", ":cluster/").rsplit("/", 1)[0]}
+        for name in sorted(set(roles) - {sfn}):
+            rows.append((name, "ecs:UpdateService", arn, ctx, "only the state machine redeploys a consumer"))
     return rows
 
 
@@ -728,7 +791,7 @@ def lint(dep: Deployment, ignores_file: str):
 # ------------------------------------------------------------------------------ self-check
 
 
-def evaluator_self_check() -> list:
+def evaluator_self_check() -> tuple:
     """Answers the AWS documentation gives, asked of the evaluator before it is trusted."""
     from principalmapper.common import Node, Policy
     from principalmapper.querying.query_interface import local_check_authorization_full
@@ -768,10 +831,14 @@ def evaluator_self_check() -> list:
          not local_check_authorization_full(node([allow("kms:Decrypt", key, {"Null": {"kms:ViaService": "true"}})]), "kms:Decrypt", key, {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}, root_key_policy, "111122223333")),
         ("ForAllValues over the context keys refuses an extra key",
          not local_check_authorization_full(node([allow("kms:Decrypt", key, {"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["SecretId"]}})]), "kms:Decrypt", key, {"kms:EncryptionContextKeys": ["SecretId", "Other"]}, root_key_policy, "111122223333")),
+        ("a service ARN grant does not reach another service of the same cluster",
+         not local_check_authorization_full(node([allow("ecs:UpdateService", "arn:aws:ecs:us-east-1:111122223333:service/c/a")]), "ecs:UpdateService", "arn:aws:ecs:us-east-1:111122223333:service/c/b", {})),
+        ("a service ARN grant allows that service",
+         local_check_authorization_full(node([allow("ecs:UpdateService", "arn:aws:ecs:us-east-1:111122223333:service/c/a")]), "ecs:UpdateService", "arn:aws:ecs:us-east-1:111122223333:service/c/a", {})),
         ("an explicit Deny in a resource policy overrides",
          not local_check_authorization_full(node([allow("secretsmanager:TagResource", "*")]), "secretsmanager:TagResource", "arn:aws:secretsmanager:us-east-1:111122223333:secret:s-AbCdEf", {"aws:TagKeys": ["rotor:probe-url"]}, {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:TagResource", "Resource": "*", "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": "rotor:*"}}}]}, "111122223333")),
     ]
-    return [name for name, ok in cases if not ok]
+    return [name for name, ok in cases if not ok], len(cases)
 
 
 # ------------------------------------------------------------------------------ check
@@ -819,9 +886,9 @@ def check(deployment: str, calls_dir: str, ignores_file: str) -> int:
     with open(deployment, encoding="utf-8") as fh:
         snap = json.load(fh)
     failures = 0
-    broken = evaluator_self_check()
+    broken, answers = evaluator_self_check()
     print("permission check: evaluator: principalmapper %s, %d documented answers checked, %d wrong" % (
-        __import__("principalmapper").__version__, 10, len(broken)))
+        __import__("principalmapper").__version__, answers, len(broken)))
     for b in broken:
         print("  evaluator answers wrongly: %s" % b)
         failures += 1

@@ -645,8 +645,6 @@ async fn iam_key_rotation_on_moto_with_authentication_on() {
         &w.services,
         RevokeInput {
             deactivated_at: d1.deactivated_at.clone(),
-            consumers_redeployed: vec![],
-            consumers_redeployed: vec![],
             ..deact
         },
     )

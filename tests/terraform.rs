@@ -1145,3 +1145,45 @@ fn packaging_script_is_valid_bash() {
         assert!(text.contains(needle), "scripts/package lost {needle:?}");
     }
 }
+
+/// The ECS example reads the development environment's seven vendor keys with `valueFrom`, and
+/// the local development template names the same variables (no values).
+#[test]
+fn the_ecs_example_and_the_env_template_name_the_seven_vendor_keys() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let task: Value = serde_json::from_str(
+        &fs::read_to_string(root.join("examples/ecs/task-definition.json")).unwrap(),
+    )
+    .unwrap();
+    let env =
+        fs::read_to_string(root.join("infrastructure/environments/development/main.tf")).unwrap();
+    let mut names = BTreeSet::new();
+    for s in task["containerDefinitions"][0]["secrets"]
+        .as_array()
+        .unwrap()
+    {
+        let arn = s["valueFrom"].as_str().unwrap();
+        let secret = arn
+            .split_once(":secret:")
+            .and_then(|(_, rest)| rest.rsplit_once('-'))
+            .map(|(name, _suffix)| name)
+            .unwrap_or_else(|| panic!("{arn} is not a Secrets Manager secret ARN"));
+        assert!(
+            env.contains(&format!("name                     = \"{secret}\"")),
+            "{secret} is not a secret of the development environment"
+        );
+        names.insert(s["name"].as_str().unwrap().to_string());
+    }
+    assert_eq!(names.len(), 7, "{names:?}");
+    let template = fs::read_to_string(root.join("examples/backend.env.template")).unwrap();
+    let template_names: BTreeSet<String> = template
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, value) = l.split_once('=').unwrap();
+            assert_eq!(value, "", "the template holds no value: {l}");
+            name.to_string()
+        })
+        .collect();
+    assert_eq!(template_names, names);
+}

@@ -25,6 +25,14 @@
 //! cause) nor the audit records and metrics contain any key value involved (old key, new key,
 //! rejected candidate, generated value).
 //!
+//! * Consumers (`rotor:consumers`): the ECS calls are the real `aws-sdk-ecs` client
+//!   (`rotor_aws::AwsEcs`) against moto's ECS. moto runs no tasks, so a deployment would stay
+//!   `IN_PROGRESS` for ever: the test plays the rollout openly by tagging its service
+//!   `rotor-play:rollout=COMPLETED`, which `scripts/moto_launcher.py` (`_play_ecs_rollouts`)
+//!   reads to settle each forced deployment on its second DescribeServices. What that does not
+//!   prove: that real tasks start and read the new value (the local store's ECS-like services and
+//!   the app stand-in play that, `crates/runner/tests/paths/consumers.rs`).
+//!
 //! Run through `scripts/test -p rotor-tests --test workflow_moto` (it starts moto and sets
 //! `ROTOR_MOTO_ENDPOINT` and the test credentials). Every test uses its own secret, KMS key,
 //! stand-ins and execution names, and never resets moto: they run in parallel with each other
@@ -747,5 +755,152 @@ async fn manual_rollback_moves_awscurrent_back_in_moto() {
     assert_eq!(record.old_version_id.as_deref(), Some(new_id.as_str()));
     assert_eq!(record.new_version_id.as_deref(), Some(w.old_id.as_str()));
     w.assert_no_value_leaked(&rotated, &[&w.old_value, &new_key]);
+    w.assert_no_value_leaked(&outcome, &[&w.old_value, &new_key]);
+}
+
+/// 6. A vendor key with an ECS consumer (`rotor:consumers`): after Promote the state machine
+///    forces a new deployment of the service (UpdateService on moto's ECS) and polls
+///    DescribeServices until it is COMPLETED (rollout played by the launcher, see the module
+///    documentation); the rotation succeeds, and moto's service ends with a newer deployment,
+///    COMPLETED, with every desired task running, started after AWSCURRENT moved.
+#[tokio::test]
+async fn vendor_rotation_redeploys_its_ecs_consumer_in_moto() {
+    let w = World::new(
+        "consumer",
+        Secret::Vendor {
+            preset: "openai",
+            app: false,
+        },
+    )
+    .await;
+    let ecs = aws_sdk_ecs::Client::new(&w.fixture.adapters.config);
+    let cluster = unique("rotor-cluster");
+    let service = "backend";
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .unwrap();
+    let secret_arn = w
+        .raw
+        .describe_secret()
+        .secret_id(&w.secret_id)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("backend")
+        .image("public.ecr.aws/example/backend:1")
+        .memory(512)
+        .secrets(
+            aws_sdk_ecs::types::Secret::builder()
+                .name("OPENAI_API_KEY")
+                .value_from(&secret_arn)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let family = unique("backend");
+    ecs.register_task_definition()
+        .family(&family)
+        .container_definitions(container)
+        .send()
+        .await
+        .unwrap();
+    let created = ecs
+        .create_service()
+        .cluster(&cluster)
+        .service_name(service)
+        .task_definition(&family)
+        .desired_count(2)
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("rotor-play:rollout")
+                .value("COMPLETED")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let first_deployment = created.service().unwrap().deployments()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    w.raw
+        .tag_resource()
+        .secret_id(&w.secret_id)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("rotor:consumers")
+                .value(format!("ecs:{cluster}/{service}"))
+                .build(),
+        )
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("rotor:consumer-poll-seconds")
+                .value("5")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let (new_id, new_key, outcome, arn) =
+        rotate_vendor(&w, "openai", "consumer-rotate", false).await;
+    let states = entered(&outcome);
+    let at = |s: &str| {
+        states
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} not entered: {states:?}"))
+    };
+    assert!(at("Promote") < at("UpdateService"), "{states:?}");
+    assert!(
+        at("ConsumersRedeployed") < at("ProbeApplication"),
+        "{states:?}"
+    );
+    let looks = states.iter().filter(|s| *s == "DescribeService").count();
+    assert_eq!(looks, 2, "DescribeServices until COMPLETED: {states:?}");
+    let scheduled: Vec<String> = outcome
+        .events
+        .iter()
+        .filter(|e| e["type"] == "TaskScheduled")
+        .filter(|e| e["taskScheduledEventDetails"]["resourceType"] == "aws-sdk:ecs")
+        .map(|e| {
+            e["taskScheduledEventDetails"]["resource"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        scheduled,
+        ["updateService", "describeServices", "describeServices"]
+    );
+
+    w.assert_moto_labels((&new_id, &new_key), Some((&w.old_id, &w.old_value)))
+        .await;
+    let described = ecs
+        .describe_services()
+        .cluster(&cluster)
+        .services(service)
+        .send()
+        .await
+        .unwrap();
+    let newest = &described.services()[0].deployments()[0];
+    assert_ne!(
+        newest.id(),
+        Some(first_deployment.as_str()),
+        "a new deployment"
+    );
+    assert_eq!(
+        newest.rollout_state(),
+        Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
+    );
+    assert_eq!(newest.running_count(), newest.desired_count());
+    assert_eq!(w.audited(&arn).outcome, "rotated");
     w.assert_no_value_leaked(&outcome, &[&w.old_value, &new_key]);
 }

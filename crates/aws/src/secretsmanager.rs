@@ -132,6 +132,22 @@ impl SecretsManagerStore {
         })
     }
 
+    /// TagResource: adds or replaces these tags (the others stay).
+    pub async fn tag_secret(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        self.client
+            .tag_resource()
+            .secret_id(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e, Call::new(SERVICE, "TagResource", &subject(id))))?;
+        Ok(())
+    }
+
     /// ListSecrets, then [`SecretStore::describe`] for each: every secret (not those scheduled
     /// for deletion), by name, with its tags and versions. Never a value.
     pub async fn list_secrets(&self) -> Result<Vec<SecretInfo>> {

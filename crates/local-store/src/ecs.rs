@@ -312,6 +312,21 @@ impl LocalStore {
         })
     }
 
+    /// Deletes a service and its deployments (none: nothing to do).
+    pub fn delete_service(&self, cluster: &str, service: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM ecs_deployments WHERE cluster = ?1 AND service = ?2",
+                [cluster, service],
+            )?;
+            tx.execute(
+                "DELETE FROM ecs_services WHERE cluster = ?1 AND service = ?2",
+                [cluster, service],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Every service, as `(cluster, service)`.
     pub fn list_services(&self) -> Result<Vec<(String, String)>> {
         self.read(|tx| {

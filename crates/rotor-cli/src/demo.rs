@@ -76,6 +76,80 @@ struct Row {
     detail: String,
 }
 
+/// The consumer scenarios: (scenario, secret, vendor, service of cluster
+/// [`CONSUMER_CLUSTER`], whether its new tasks crash on a new key).
+const CONSUMER_SCENARIOS: [(&str, &str, &str, &str, bool); 2] = [
+    (
+        "consumer redeployed",
+        "newsapi_key",
+        "newsapi",
+        "news-worker",
+        false,
+    ),
+    (
+        "consumer fails on new key",
+        "alchemy_key",
+        "alchemy",
+        "chain-worker",
+        true,
+    ),
+];
+const CONSUMER_CLUSTER: &str = "richesreach";
+
+/// Makes `service` the consumer of `secret`: an ECS-like service of the local store (running on
+/// the secret's current value), named in the secret's rotor:consumers, whose task is an app
+/// stand-in (holding the key its deployment started on) that the application probe asks.
+async fn consumer_task(
+    store: &LocalStore,
+    vendor: &VendorStandIn,
+    secret: &str,
+    preset: &str,
+    service: &str,
+    crash_on_new_value: bool,
+) -> Result<AppStandIn> {
+    let e = |e: rotor_core::RotorError| anyhow!("{e}");
+    store.delete_service(CONSUMER_CLUSTER, service).map_err(e)?;
+    store
+        .create_service(&rotor_local_store::ServiceSpec {
+            cluster: CONSUMER_CLUSTER.into(),
+            service: service.into(),
+            desired_count: 2,
+            secrets: vec![secret.into()],
+            crash_on_new_value,
+        })
+        .map_err(e)?;
+    let serving = store.clone();
+    let (secret_id, service_name) = (secret.to_string(), service.to_string());
+    let key = rotor_standins::task_key_from(
+        Arc::new(store.clone()),
+        secret,
+        Arc::new(move || {
+            serving
+                .serving_version(CONSUMER_CLUSTER, &service_name, &secret_id)
+                .ok()
+                .flatten()
+        }),
+    );
+    let task = AppStandIn::for_vendor(key, vendor, preset).await;
+    store
+        .tag_secret(
+            secret,
+            &BTreeMap::from([
+                (
+                    rotor_core::consumers::TAG_CONSUMERS.to_string(),
+                    format!("ecs:{CONSUMER_CLUSTER}/{service}"),
+                ),
+                (
+                    rotor_core::consumers::TAG_CONSUMER_POLL.to_string(),
+                    "15".to_string(),
+                ),
+                (TAG_APP_HEALTH_URL.to_string(), task.health_url()),
+            ]),
+        )
+        .map_err(e)?;
+    Ok(task)
+}
+
 async fn seed(store: &LocalStore, vendor: &VendorStandIn, app: &AppStandIn) -> Result<()> {
     for (name, preset) in SECRETS {
         let id = format!("{PREFIX}{name}");
@@ -415,6 +489,42 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
                 && key_now == old_key,
             detail,
         ));
+        // 7. A consumer (an ECS-like service whose tasks read the key when they start, named in
+        //    rotor:consumers) is redeployed on the new key after promotion, and the application
+        //    probe asks its task, which holds the key its deployment started on.
+        for (scenario, name, preset, service, crash) in CONSUMER_SCENARIOS {
+            let id = format!("{PREFIX}{name}");
+            let task = consumer_task(&store, &vendor, &id, preset, service, crash).await?;
+            let (before, _) = current(&store, &id).await?;
+            let new_key = vendor.issue_key(preset);
+            let f = run(id.clone(), Action::Rotate, Some(new_key), scenario).await?;
+            let (after, _) = current(&store, &id).await?;
+            let serving = store
+                .serving_version(CONSUMER_CLUSTER, service, &id)
+                .map_err(|e| anyhow!("{e}"))?;
+            let (expected, held, detail) = if crash {
+                // 8. Its new tasks crash on the new key: the rotation reverts AWSCURRENT and
+                //    redeploys the service on the old key.
+                (
+                    Ending::RolledBack,
+                    after == before && serving.as_deref() == Some(before.as_str()),
+                    format!(
+                        "{}; AWSCURRENT back on {after}, ecs:{CONSUMER_CLUSTER}/{service} redeployed on it",
+                        f.error.clone().unwrap_or_default()
+                    ),
+                )
+            } else {
+                (
+                    Ending::Rotated,
+                    after != before && serving.as_deref() == Some(after.as_str()),
+                    f.error.clone().unwrap_or_else(|| {
+                        format!("AWSCURRENT {before} -> {after}; ecs:{CONSUMER_CLUSTER}/{service} runs on it")
+                    }),
+                )
+            };
+            task.shutdown().await;
+            rows.push(row(&f, scenario, id, expected, held, detail));
+        }
         let all_ok = rows.iter().all(|r| r.got == r.expected);
         if args.json {
             let scenarios: Vec<_> = rows
@@ -435,13 +545,13 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
         }
         println!();
         println!(
-            "{:<26} {:<46} {:<28} {:<4} detail",
+            "{:<27} {:<46} {:<28} {:<4} detail",
             "scenario", "secret", "result", "ok"
         );
         for r in &rows {
             let ok = r.got == r.expected;
             println!(
-                "{:<26} {:<46} {:<28} {:<4} {}",
+                "{:<27} {:<46} {:<28} {:<4} {}",
                 r.scenario,
                 r.secret,
                 r.got.as_str(),

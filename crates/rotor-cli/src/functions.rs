@@ -56,13 +56,13 @@ impl LambdaFlags {
 /// absolute path (the functions run in their own directory, where `./.rotor` is another).
 pub fn global_env(global: &crate::backend::GlobalArgs) -> Vec<(String, String)> {
     let mut env = Vec::new();
-    if let Some(backend) = global.backend {
-        let name = match backend {
-            crate::backend::BackendKind::Local => "local",
-            crate::backend::BackendKind::Aws => "aws",
-        };
-        env.push(("ROTOR_BACKEND".to_string(), name.to_string()));
-    }
+    // Always the backend rotor runs on (its default too): a function must not fall back to
+    // another one because the flag was left out.
+    let name = match global.backend() {
+        crate::backend::BackendKind::Local => "local",
+        crate::backend::BackendKind::Aws => "aws",
+    };
+    env.push(("ROTOR_BACKEND".to_string(), name.to_string()));
     let store = global
         .store
         .clone()

@@ -3,6 +3,7 @@
 mod backend;
 mod demo;
 mod durable;
+mod ecs;
 mod encrypt;
 mod functions;
 mod output;
@@ -73,6 +74,10 @@ enum Command {
     Audit(records::AuditArgs),
     /// Seed demo secrets, start local vendor and app stand-ins, and run every scenario (local backend).
     Demo(demo::DemoArgs),
+    /// The local store's ECS-like services: the consumers a rotation redeploys
+    /// (rotor:consumers) on a laptop (local backend).
+    #[command(subcommand)]
+    Ecs(ecs::EcsCommand),
 }
 
 /// Exit codes shared by every command.
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
             Err(anyhow::anyhow!("rotor demo runs on the local backend only (it seeds the local store and starts loopback stand-ins)"))
         }
         Command::Demo(args) => demo::run(global.store, args),
+        Command::Ecs(cmd) => ecs::run(&global, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,4 +1,4 @@
-//! `rotor secret create|list|show|get`.
+//! `rotor secret create|list|show|tag|get`.
 
 use crate::backend::{Backend, GlobalArgs, Need};
 use crate::exit;
@@ -27,6 +27,14 @@ pub enum SecretCommand {
         id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Add or change tags of a secret (its rotor policy). The policy the tags would make is
+    /// checked first: a tag rotor cannot read is refused, naming it, and nothing changes.
+    Tag {
+        id: String,
+        /// KEY=VALUE, e.g. --tag rotor:consumers=ecs:prod/backend (repeatable).
+        #[arg(long = "tag", value_name = "KEY=VALUE", required = true)]
+        tags: Vec<String>,
     },
     /// Print a secret's value: the only command that does, and only with --reveal.
     Get {
@@ -149,6 +157,25 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
                 "created {} (version {}, AWSCURRENT)",
                 clean(&args.id),
                 clean(&version)
+            );
+            Ok(exit::OK)
+        }
+        SecretCommand::Tag { id, tags } => {
+            let changes = parse_tags(&tags)?;
+            let info = rt.block_on(store.describe(&id)).map_err(|e| anyhow!(e))?;
+            let mut merged = info.tags.clone();
+            merged.extend(changes.clone());
+            Policy::from_tags(&id, &merged).map_err(|e| anyhow!(e))?;
+            match &backend {
+                Backend::Local(local) => local.tag_secret(&id, &changes).map_err(|e| anyhow!(e))?,
+                Backend::Aws(aws) => rt
+                    .block_on(aws.secrets.tag_secret(&id, &changes))
+                    .map_err(|e| anyhow!(e))?,
+            }
+            println!(
+                "tagged {} ({})",
+                clean(&id),
+                clean(&changes.keys().cloned().collect::<Vec<_>>().join(", "))
             );
             Ok(exit::OK)
         }

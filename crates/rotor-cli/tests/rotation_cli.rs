@@ -64,8 +64,8 @@ fn demo_exits_0_and_runs_again_on_the_same_store() {
         BTreeMap::from([
             ("abandoned".to_string(), 2),
             ("manual-rollback".to_string(), 2),
-            ("rolled-back".to_string(), 4),
-            ("rotated".to_string(), 16),
+            ("rolled-back".to_string(), 6),
+            ("rotated".to_string(), 18),
         ])
     );
     let list = rotor.run(&["secret", "list", "--json"]);
@@ -1793,5 +1793,108 @@ fn sfn_run_with_lambda_binaries_names_what_it_cannot_run() {
         refused.stderr().contains("holds no executable file"),
         "{}",
         refused.show()
+    );
+}
+
+#[test]
+fn consumers_are_declared_checked_redeployed_and_reverted_through_the_cli() {
+    let standin = StandIn::start();
+    let rotor = Rotor::new("consumers");
+    let id = "app/openai_api_key";
+    let initial = standin.issue_key("openai");
+    rotor.create_vendor_secret(id, &initial, &standin.probe_url("openai"), &[]);
+    let store = rotor.open_store();
+    let original = version_with(&describe(&store, id), CURRENT).unwrap();
+
+    // A tag rotor cannot read is refused, naming it, and nothing changes.
+    let before = describe(&store, id);
+    let out = rotor.run(&["secret", "tag", id, "--tag", "rotor:consumers=ecs:prod"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr().contains("Input.Invalid") && out.stderr().contains("tag rotor:consumers"),
+        "{}",
+        out.show()
+    );
+    assert_eq!(describe(&store, id), before);
+
+    // A service whose new tasks crash on a new value, declared as the secret's consumer.
+    rotor
+        .run(&[
+            "ecs",
+            "create-service",
+            "--cluster",
+            "prod",
+            "--service",
+            "api",
+            "--secret",
+            id,
+            "--desired-count",
+            "2",
+            "--crash-on-new-value",
+        ])
+        .expect_ok();
+    rotor
+        .run(&["secret", "tag", id, "--tag", "rotor:consumers=ecs:prod/api"])
+        .expect_ok();
+    let new_key = standin.issue_key("openai");
+    let out = rotor.rotate(id, &new_key, &[]);
+    out.expect_code(4);
+    let text = out.text();
+    assert!(text.contains("Consumer.RolloutFailed"), "{}", out.show());
+    assert!(!text.contains(&new_key) && !text.contains(&initial));
+    let info = describe(&store, id);
+    assert_consistent(&info);
+    assert_eq!(version_with(&info, CURRENT), Some(original.clone()));
+    assert_eq!(
+        store.serving_version("prod", "api", id).unwrap(),
+        Some(original.clone()),
+        "redeployed on the old value"
+    );
+    let services = rotor.run(&[
+        "ecs",
+        "describe-services",
+        "--cluster",
+        "prod",
+        "--service",
+        "api",
+        "--json",
+    ]);
+    services.expect_ok();
+    let newest = &services.json()["services"][0]["deployments"][0];
+    assert_eq!(newest["rollout_state"], "COMPLETED", "{}", services.show());
+    assert_eq!(newest["running_count"], 2);
+
+    // A service that starts on the new value: the rotation completes, the service runs on it.
+    rotor
+        .run(&[
+            "ecs",
+            "delete-service",
+            "--cluster",
+            "prod",
+            "--service",
+            "api",
+        ])
+        .expect_ok();
+    rotor
+        .run(&[
+            "ecs",
+            "create-service",
+            "--cluster",
+            "prod",
+            "--service",
+            "api",
+            "--secret",
+            id,
+            "--desired-count",
+            "2",
+        ])
+        .expect_ok();
+    let newer_key = standin.issue_key("openai");
+    rotor.rotate(id, &newer_key, &[]).expect_ok();
+    let current = version_with(&describe(&store, id), CURRENT).unwrap();
+    assert_ne!(current, original);
+    assert_eq!(
+        store.serving_version("prod", "api", id).unwrap(),
+        Some(current)
     );
 }

@@ -332,6 +332,11 @@ impl RuntimeApi {
             .current_dir(&self.options.dir)
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        // A process group of its own: Ctrl-C at the terminal reaches rotor, which stops at the
+        // next state boundary, and not the function in the middle of a Task (it is killed when
+        // rotor drops it).
+        #[cfg(unix)]
+        command.process_group(0);
         let (out, err) = self.output(executable)?;
         command.stdout(out).stderr(err);
         let child = command

@@ -40,6 +40,18 @@ module "kms_replica" {
   tags            = { application = "rotor", environment = "production" }
 }
 
+locals {
+  # What the backend application reads (keys of the module's secrets below).
+  backend_secrets = ["openai", "polygon", "finnhub", "alpha-vantage", "alchemy", "walletconnect", "newsapi"]
+  # The backend's ECS services in production whose tasks read those keys (secrets[].valueFrom), as
+  # long-format service ARNs in the primary region, e.g.
+  # "arn:aws:ecs:us-east-1:<account>:service/<cluster>/<service>": after a rotation of one of
+  # the keys the state machine redeploys them (UpdateService, forceNewDeployment). Here, not a
+  # -var: the deploy workflow plans this file as committed. Adding one is an administrator's
+  # apply (a rotor:* tag and the boundary change). Empty: nothing is redeployed.
+  backend_services = []
+}
+
 module "rotor" {
   source = "../../modules/rotor"
 
@@ -55,6 +67,8 @@ module "rotor" {
   alarm_email_addresses  = var.alarm_email_addresses
 
   secrets = {
+    # The seven vendor keys the backend reads (names as the rotate and rollback workflows
+    # offer them); each redeploys the backend's ECS services (local.backend_services) when rotated.
     openai = {
       name           = "production/openai_api_key"
       kind           = "vendor-api-key"
@@ -62,6 +76,61 @@ module "rotor" {
       app_health_url = "https://app.example.com/healthz"
       schedule       = "cron(0 9 ? * MON *)"
       max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    polygon = {
+      name           = "production/polygon_api_key"
+      kind           = "vendor-api-key"
+      probe          = "polygon"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    finnhub = {
+      name           = "production/finnhub_api_key"
+      kind           = "vendor-api-key"
+      probe          = "finnhub"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    "alpha-vantage" = {
+      name           = "production/alpha_vantage_api_key"
+      kind           = "vendor-api-key"
+      probe          = "alpha-vantage"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    alchemy = {
+      name           = "production/alchemy_api_key"
+      kind           = "vendor-api-key"
+      probe          = "alchemy"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    walletconnect = {
+      name           = "production/walletconnect_project_id"
+      kind           = "vendor-api-key"
+      probe          = "walletconnect"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    newsapi = {
+      name           = "production/newsapi_api_key"
+      kind           = "vendor-api-key"
+      probe          = "newsapi"
+      app_health_url = "https://app.example.com/healthz"
+      schedule       = "cron(0 9 ? * MON *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
     }
     session = {
       name                   = "production/session_signing_key"
@@ -79,5 +148,12 @@ module "rotor" {
       grace_seconds          = 86400
       schedule               = "cron(0 5 1 */3 ? *)"
     }
+  }
+
+  # The backend reads the seven vendor keys only: never the session signing key, and never the
+  # IAM deployer key (output application_policy_arns["backend"]: attach it to the backend's
+  # ECS task execution role; examples/ecs).
+  applications = {
+    backend = { secrets = local.backend_secrets }
   }
 }

@@ -28,9 +28,14 @@ output "ci_plan_role_arn" {
   value       = module.rotor.ci_plan_role_arn
 }
 
-output "consumer_policy_json" {
-  description = "app-read-secrets policy for the applications' roles."
-  value       = module.rotor.consumer_policy_json
+output "application_policy_arns" {
+  description = "Each application's read policy (backend: the seven vendor keys only), to attach to its ECS task execution role."
+  value       = module.rotor.application_policy_arns
+}
+
+output "application_policy_json" {
+  description = "Each application's read policy document."
+  value       = module.rotor.application_policy_json
 }
 
 output "alarm_topic_arn" {

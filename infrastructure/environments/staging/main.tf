@@ -42,6 +42,18 @@ module "kms_replica" {
   tags            = { application = "rotor", environment = "staging" }
 }
 
+locals {
+  # What the backend application reads (keys of the module's secrets below).
+  backend_secrets = ["openai", "polygon", "finnhub", "alpha-vantage", "alchemy", "walletconnect", "newsapi"]
+  # The backend's ECS services in staging whose tasks read those keys (secrets[].valueFrom), as
+  # long-format service ARNs in the primary region, e.g.
+  # "arn:aws:ecs:us-east-1:<account>:service/<cluster>/<service>": after a rotation of one of
+  # the keys the state machine redeploys them (UpdateService, forceNewDeployment). Here, not a
+  # -var: the deploy workflow plans this file as committed. Adding one is an administrator's
+  # apply (a rotor:* tag and the boundary change). Empty: nothing is redeployed.
+  backend_services = []
+}
+
 module "rotor" {
   source = "../../modules/rotor"
 
@@ -57,6 +69,8 @@ module "rotor" {
   alarm_email_addresses  = var.alarm_email_addresses
 
   secrets = {
+    # The seven vendor keys the backend reads (names as the rotate and rollback workflows
+    # offer them); each redeploys the backend's ECS services (local.backend_services) when rotated.
     openai = {
       name           = "staging/openai_api_key"
       kind           = "vendor-api-key"
@@ -64,6 +78,61 @@ module "rotor" {
       app_health_url = "https://staging.app.example.com/healthz"
       schedule       = "cron(0 9 ? * THU *)"
       max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    polygon = {
+      name           = "staging/polygon_api_key"
+      kind           = "vendor-api-key"
+      probe          = "polygon"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    finnhub = {
+      name           = "staging/finnhub_api_key"
+      kind           = "vendor-api-key"
+      probe          = "finnhub"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    "alpha-vantage" = {
+      name           = "staging/alpha_vantage_api_key"
+      kind           = "vendor-api-key"
+      probe          = "alpha-vantage"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    alchemy = {
+      name           = "staging/alchemy_api_key"
+      kind           = "vendor-api-key"
+      probe          = "alchemy"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    walletconnect = {
+      name           = "staging/walletconnect_project_id"
+      kind           = "vendor-api-key"
+      probe          = "walletconnect"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
+    }
+    newsapi = {
+      name           = "staging/newsapi_api_key"
+      kind           = "vendor-api-key"
+      probe          = "newsapi"
+      app_health_url = "https://staging.app.example.com/healthz"
+      schedule       = "cron(0 9 ? * THU *)"
+      max_age_days   = 90
+      consumers      = local.backend_services
     }
     session = {
       name                   = "staging/session_signing_key"
@@ -81,5 +150,12 @@ module "rotor" {
       grace_seconds          = 86400
       schedule               = "cron(0 5 28 */3 ? *)"
     }
+  }
+
+  # The backend reads the seven vendor keys only: never the session signing key, and never the
+  # IAM deployer key (output application_policy_arns["backend"]: attach it to the backend's
+  # ECS task execution role; examples/ecs).
+  applications = {
+    backend = { secrets = local.backend_secrets }
   }
 }

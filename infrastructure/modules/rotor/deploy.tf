@@ -13,9 +13,11 @@
 #   deployment's own policies allow.
 #   The lifecycle of identities, keys and secrets is an administrator's `terraform apply`
 #   (like the very first one, which creates ci-deploy): creating or deleting roles, their trust
-#   and attachments, managed policies (the boundary, the CI roles' and app-read-secrets), the
-#   KMS key (and its policy and lifetime), the OIDC provider, secrets and their values and
-#   replicas. Otherwise a trust policy or a new secret would let CI reach past the boundary.
+#   and attachments, managed policies (the boundary, the CI roles' and the applications'
+#   app-<name>-read-secrets), the KMS key (and its policy and lifetime), the OIDC provider,
+#   secrets and their values and replicas. Otherwise a trust policy or a new secret would let
+#   CI reach past the boundary. Declaring a consumer (var.secrets[*].consumers) is one too: it
+#   writes a rotor:* tag and widens the boundary (ecs on the declared services).
 #   The deploy workflow then fails with AccessDenied naming the resource.
 #
 # ci-deploy can replace the functions' code, which runs with the functions' roles (they read
@@ -41,9 +43,10 @@ locals {
   ci_plan_arn       = "${local.iam_arn}:role/${local.prefix}-ci-plan"
   boundary_arn      = "${local.iam_arn}:policy/${local.prefix}-boundary"
   deploy_policy_arn = "${local.iam_arn}:policy/${local.prefix}-ci-*"
-  consumer_arn      = "${local.iam_arn}:policy/${local.prefix}-app-read-secrets"
-  oidc_arn          = "${local.iam_arn}:oidc-provider/${local.github_oidc_url}"
-  function_patterns = ["${local.arn_prefix}:lambda:${local.region}:${local.account_id}:function:${local.prefix}-*"]
+  # The applications' read policies (consumer.tf): app-<name>-read-secrets.
+  application_policy_arns = "${local.iam_arn}:policy/${local.prefix}-app-*-read-secrets"
+  oidc_arn                = "${local.iam_arn}:oidc-provider/${local.github_oidc_url}"
+  function_patterns       = ["${local.arn_prefix}:lambda:${local.region}:${local.account_id}:function:${local.prefix}-*"]
   log_group_patterns = [
     "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${local.prefix}-*",
     "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/vendedlogs/states/${local.prefix}-*",
@@ -124,7 +127,7 @@ locals {
     kms            = local.key_patterns
     lambda         = local.function_patterns
     role           = [local.deploy_role_arns]
-    policy         = [local.boundary_arn, local.consumer_arn, local.deploy_policy_arn]
+    policy         = [local.boundary_arn, local.application_policy_arns, local.deploy_policy_arn]
     logs           = local.log_group_patterns
     states         = local.state_machine_patterns
     scheduler      = local.schedule_patterns
@@ -452,6 +455,8 @@ locals {
     states = concat(local.state_machine_patterns, [
       "${local.arn_prefix}:states:${local.region}:${local.account_id}:execution:${local.prefix}-*",
     ])
+    # The consumers the state machine redeploys (only present when a secret declares one).
+    ecs = local.consumer_service_arns
     # Log delivery, X-Ray, PutMetricData and a function's network interfaces (in a VPC) have no
     # resource-level permissions.
     ec2        = ["*"]

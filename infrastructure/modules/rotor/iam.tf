@@ -23,6 +23,11 @@
 # these secrets' encryption context. Every function writes its own log group and X-Ray traces
 # (xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions: Resource "*").
 # sts:GetCallerIdentity (health-probe of IAM keys) needs no permission.
+#
+# No function calls ECS: redeploying a secret's consumers (rotor:consumers) is the state
+# machine's own AWS SDK integration, so ecs:UpdateService/DescribeServices are its role's, on
+# exactly the declared services (stepfunctions.tf). What the applications may read is
+# consumer.tf's (one policy per entry of var.applications).
 
 locals {
   # A candidate's encryption context (rotor_core::candidate): exactly these keys, Execution and

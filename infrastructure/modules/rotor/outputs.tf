@@ -63,27 +63,27 @@ output "ci_deploy_role_arn" {
   value       = aws_iam_role.ci_deploy.arn
 }
 
-output "consumer_policy_json" {
-  description = "The app-read-secrets policy document (GetSecretValue/DescribeSecret on the managed secrets, same account) for the applications' roles."
-  value       = jsonencode(local.consumer_policy)
+output "application_policy_arns" {
+  description = "ARN of each application's read policy (`<name>-<environment>-app-<key>-read-secrets`), by key of var.applications: attach it to the role that reads the secrets (ECS secrets[].valueFrom: the task execution role)."
+  value       = { for app, p in aws_iam_policy.application : app => p.arn }
 }
 
-output "consumer_policy_arn" {
-  description = "ARN of the app-read-secrets managed policy (null when create_consumer_policy is false)."
-  value       = try(aws_iam_policy.consumer[0].arn, null)
+output "application_policy_json" {
+  description = "Each application's read policy document (GetSecretValue/DescribeSecret on its secrets, same account; kms:Decrypt through Secrets Manager under their encryption context), by key of var.applications."
+  value       = { for app, p in local.application_policies : app => jsonencode(p) }
 }
 
 output "iam_policies" {
-  description = "Every identity policy this module writes, as JSON, by role (function names, rotation-sfn, age-check-sfn, scheduler, ci-rotate, ci-plan, ci-deploy, app-read-secrets; the ci-deploy role has both ci-plan and ci-deploy): for review and the least-privilege tests."
+  description = "Every identity policy this module writes, as JSON, by role (function names, rotation-sfn, age-check-sfn, scheduler, ci-rotate, ci-plan, ci-deploy, and app-<key> for each application's read policy; the ci-deploy role has both ci-plan and ci-deploy): for review and the least-privilege tests."
   value = merge(
     { for f, p in local.function_policies : f => jsonencode(p) },
     {
-      "rotation-sfn"     = jsonencode(local.state_machine_policy)
-      "ci-rotate"        = jsonencode(local.ci_rotate_policy)
-      "ci-plan"          = jsonencode(local.ci_plan_policy)
-      "ci-deploy"        = jsonencode(local.ci_deploy_policy)
-      "app-read-secrets" = jsonencode(local.consumer_policy)
+      "rotation-sfn" = jsonencode(local.state_machine_policy)
+      "ci-rotate"    = jsonencode(local.ci_rotate_policy)
+      "ci-plan"      = jsonencode(local.ci_plan_policy)
+      "ci-deploy"    = jsonencode(local.ci_deploy_policy)
     },
+    { for app, p in local.application_policies : "app-${app}" => jsonencode(p) },
     length(aws_iam_role.age_check) > 0 ? { "age-check-sfn" = jsonencode(local.age_check_policy) } : {},
     length(aws_iam_role.scheduler) > 0 ? { "scheduler" = jsonencode(local.scheduler_policy) } : {},
   )

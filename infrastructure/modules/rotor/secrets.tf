@@ -18,8 +18,17 @@ locals {
       s.iam_probe_action == null ? {} : { "rotor:iam-probe-action" = s.iam_probe_action },
       s.length == null ? {} : { "rotor:length" = tostring(s.length) },
       s.charset == null ? {} : { "rotor:charset" = s.charset },
+      # The consumers by name, as the state machine passes them to ECS (Cluster, Service):
+      # service/<cluster>/<service> of each long-format ARN -> ecs:<cluster>/<service>.
+      length(s.consumers) == 0 ? {} : { "rotor:consumers" = join(",", [for c in s.consumers : "ecs:${join("/", regex("^arn:[^:]+:ecs:[^:]+:[0-9]+:service/([^/]+)/([^/]+)$", c))}"]) },
+      s.consumer_timeout_seconds == null ? {} : { "rotor:consumer-timeout-seconds" = tostring(s.consumer_timeout_seconds) },
+      s.consumer_poll_seconds == null ? {} : { "rotor:consumer-poll-seconds" = tostring(s.consumer_poll_seconds) },
     )
   }
+
+  # Every ECS service a secret declares as a consumer (rotor:consumers), once: what the state
+  # machine's role may redeploy (stepfunctions.tf), and nothing else.
+  consumer_service_arns = sort(distinct(flatten([for s in values(var.secrets) : s.consumers])))
 
   # IAM users whose access keys rotor rotates (iam-access-key secrets), as ARNs.
   iam_user_arns = distinct([
@@ -30,9 +39,10 @@ locals {
   secret_names = sort([for s in values(var.secrets) : s.name])
   secret_arns  = [for k in sort(keys(var.secrets)) : aws_secretsmanager_secret.this[k].arn]
   # The secrets' replicas have the same name in every region, with another region in the ARN.
-  secret_arns_all_regions = flatten([
-    for arn in local.secret_arns : [for r in var.regions : replace(arn, ":${local.primary_region}:", ":${r}:")]
-  ])
+  secret_arns_all_regions_by_key = {
+    for k in keys(var.secrets) : k => [for r in var.regions : replace(aws_secretsmanager_secret.this[k].arn, ":${local.primary_region}:", ":${r}:")]
+  }
+  secret_arns_all_regions = flatten([for k in sort(keys(var.secrets)) : local.secret_arns_all_regions_by_key[k]])
 }
 
 resource "aws_secretsmanager_secret" "this" {

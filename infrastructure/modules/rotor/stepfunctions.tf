@@ -1,8 +1,10 @@
 # The rotation state machine (STANDARD: exactly-once, 90-day history) from
 # statemachine/rotation.asl.json with the six function ARNs filled in. Its role may invoke these
-# six functions and nothing else. Logs carry no execution data (inputs hold KMS ciphertext and
-# ids only, but history stays the one place to read them), history and definition are encrypted
-# with the deployment's key, and X-Ray traces every execution.
+# six functions and, when a secret declares consumers (rotor:consumers), redeploy exactly those
+# ECS services (ecs:UpdateService, ecs:DescribeServices through the AWS SDK integrations);
+# nothing else. Logs carry no execution data (inputs hold KMS ciphertext and ids only, but
+# history stays the one place to read them), history and definition are encrypted with the
+# deployment's key, and X-Ray traces every execution.
 
 resource "aws_cloudwatch_log_group" "state_machine" {
   # /aws/vendedlogs/: the prefix AWS recommends for log delivery (keeps the logs resource policy small).
@@ -54,9 +56,24 @@ locals {
     Resource = "*"
   }
 
+  # The consumers: an ECS task reads secrets[].valueFrom only when it starts, so after Promote
+  # the state machine itself (its role, not a function's) forces a new deployment of each
+  # service a secret names in rotor:consumers (aws-sdk:ecs:updateService, ForceNewDeployment)
+  # and polls it (aws-sdk:ecs:describeServices) until the rollout completes. Both actions have
+  # resource-level permissions on the service ARN (long format, which names the cluster): the
+  # union of the declared services exactly, never "*", and no statement at all when no secret
+  # declares one. Same task definition, so no iam:PassRole. Adding a consumer changes this
+  # policy and the boundary: an administrator's apply (deploy.tf).
+  statement_states_consumers = length(local.consumer_service_arns) == 0 ? [] : [{
+    Sid      = "RedeployTheDeclaredConsumerServicesOnly"
+    Effect   = "Allow"
+    Action   = ["ecs:DescribeServices", "ecs:UpdateService"]
+    Resource = local.consumer_service_arns
+  }]
+
   state_machine_policy = {
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid      = "InvokeTheSixRotorFunctionsOnly"
         Effect   = "Allow"
@@ -75,7 +92,7 @@ locals {
       },
       local.statement_states_log_delivery,
       local.statement_states_tracing,
-    ]
+    ], local.statement_states_consumers)
   }
 
   state_machine_definition = templatefile(local.definition_file, {
@@ -85,7 +102,7 @@ locals {
 
 resource "aws_iam_role" "state_machine" {
   name                 = "${local.prefix}-rotation-sfn"
-  description          = "rotor ${var.environment}: the rotation state machine (invokes the six functions only)"
+  description          = "rotor ${var.environment}: the rotation state machine (invokes the six functions, redeploys the declared consumer services; nothing else)"
   assume_role_policy   = jsonencode(local.states_assume_role_policies["rotation"])
   permissions_boundary = aws_iam_policy.boundary.arn
   max_session_duration = 3600
@@ -96,6 +113,15 @@ resource "aws_iam_role_policy" "state_machine" {
   name   = "rotation-least-privilege"
   role   = aws_iam_role.state_machine.id
   policy = jsonencode(local.state_machine_policy)
+
+  lifecycle {
+    # The tag names the services (ecs:<cluster>/<service>), which Step Functions looks up in
+    # its own account: a service ARN of another account would be granted and never redeployed.
+    precondition {
+      condition     = alltrue([for a in local.consumer_service_arns : split(":", a)[1] == local.partition && split(":", a)[4] == local.account_id])
+      error_message = "Every consumer must be an ECS service of this account (${local.account_id}, partition ${local.partition}): ${join(", ", [for a in local.consumer_service_arns : a if split(":", a)[1] != local.partition || split(":", a)[4] != local.account_id])}."
+    }
+  }
 }
 
 resource "aws_sfn_state_machine" "rotation" {

@@ -74,6 +74,17 @@ variable "secrets" {
       generated and iam-access-key secrets are rotated on it; vendor-api-key secrets (whose
       candidate comes from a person) get an age check that puts the metric SecretAgeDays.
     - max_age_days: SecretAgeDays above this raises the age alarm (vendor-api-key with a schedule).
+    - consumers: the ECS services that read the secret (task definitions' `secrets[].valueFrom`),
+      as service ARNs in the long format `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>`
+      in the primary region and this account. A task reads the value only when it starts, so
+      after promoting a new version the state machine redeploys each of them (UpdateService with
+      forceNewDeployment, then DescribeServices until the rollout completes); written as the tag
+      `rotor:consumers` (`ecs:<cluster>/<service>`, comma-separated; absent when empty), and the
+      state machine's role may UpdateService/DescribeServices exactly these services.
+    - consumer_timeout_seconds, consumer_poll_seconds: how long one consumer's redeployment may
+      take before the rotation is reverted, and the pause between two DescribeServices (absent:
+      rotor's defaults 900 and 15; tags `rotor:consumer-timeout-seconds`,
+      `rotor:consumer-poll-seconds`).
   EOT
   type = map(object({
     name                     = string
@@ -92,6 +103,9 @@ variable "secrets" {
     charset                  = optional(string)
     schedule                 = optional(string)
     max_age_days             = optional(number, 90)
+    consumers                = optional(list(string), [])
+    consumer_timeout_seconds = optional(number)
+    consumer_poll_seconds    = optional(number)
   }))
 
   validation {
@@ -166,6 +180,73 @@ variable "secrets" {
   validation {
     condition     = alltrue([for s in values(var.secrets) : s.max_age_days >= 1 && s.max_age_days <= 3650])
     error_message = "max_age_days must be from 1 to 3650."
+  }
+  validation {
+    # The tag carries names (ecs:<cluster>/<service>), which the state machine resolves in its
+    # own region and account: a service elsewhere would be granted but never redeployed.
+    # (The account is checked against the provider's in stepfunctions.tf.) Long format only:
+    # the short one (service/<service>) names no cluster.
+    condition = alltrue(flatten([for k, s in var.secrets : [
+      for c in s.consumers : can(regex("^arn:aws[a-z-]*:ecs:${var.regions[0]}:[0-9]{12}:service/[A-Za-z0-9_-]{1,255}/[A-Za-z0-9_-]{1,255}$", c))
+    ]]))
+    error_message = "Each entry of consumers must be an ECS service ARN in the long format arn:aws:ecs:${var.regions[0]}:<account>:service/<cluster>/<service> (the primary region; names of letters, digits, - and _). Not one: ${join(", ", flatten([for k, s in var.secrets : [for c in s.consumers : "secrets[\"${k}\"] ${jsonencode(c)}" if !can(regex("^arn:aws[a-z-]*:ecs:${var.regions[0]}:[0-9]{12}:service/[A-Za-z0-9_-]{1,255}/[A-Za-z0-9_-]{1,255}$", c))]]))}."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : length(distinct(s.consumers)) == length(s.consumers)])
+    error_message = "A secret names the same consumer twice: ${join(", ", [for k, s in var.secrets : "secrets[\"${k}\"]" if length(distinct(s.consumers)) != length(s.consumers)])}."
+  }
+  validation {
+    # Secrets Manager tag values hold at most 256 characters.
+    condition = alltrue([for s in values(var.secrets) : length(join(",", [
+      for c in s.consumers : "ecs:${join("/", slice(split("/", c), 1, length(split("/", c))))}"
+    ])) <= 256])
+    error_message = "The rotor:consumers tag (ecs:<cluster>/<service>, comma-separated) of a secret would be longer than the 256 characters of a tag value: ${join(", ", [for k, s in var.secrets : "secrets[\"${k}\"]" if length(join(",", [for c in s.consumers : "ecs:${join("/", slice(split("/", c), 1, length(split("/", c))))}"])) > 256])}; split the services over fewer names or shorter ones."
+  }
+  validation {
+    condition = alltrue([for s in values(var.secrets) : alltrue([
+      for w in [s.consumer_timeout_seconds, s.consumer_poll_seconds] : w == null || try(w >= 1 && w <= 86400 && floor(w) == w, false)
+    ])])
+    error_message = "consumer_timeout_seconds and consumer_poll_seconds are whole numbers of seconds from 1 to 86400."
+  }
+  validation {
+    # rotor looks at each redeployment at most 1000 times (each look is about ten history
+    # events; an execution has 25,000): crates/core/src/consumers.rs refuses more.
+    condition     = alltrue([for s in values(var.secrets) : try(coalesce(s.consumer_poll_seconds, 15) < 1 || ceil(coalesce(s.consumer_timeout_seconds, 900) / coalesce(s.consumer_poll_seconds, 15)) <= 1000, true)])
+    error_message = "consumer_timeout_seconds / consumer_poll_seconds (defaults 900 and 15) must be at most 1000 looks at a redeployment: poll less often."
+  }
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : length(s.consumers) > 0 || (s.consumer_timeout_seconds == null && s.consumer_poll_seconds == null)])
+    error_message = "consumer_timeout_seconds and consumer_poll_seconds are for a secret with consumers: ${join(", ", [for k, s in var.secrets : "secrets[\"${k}\"]" if length(s.consumers) == 0 && (s.consumer_timeout_seconds != null || s.consumer_poll_seconds != null)])}."
+  }
+}
+
+variable "applications" {
+  description = <<-EOT
+    The applications that read the managed secrets, keyed by a short name: each gets its own
+    managed policy `<name>-<environment>-app-<key>-read-secrets` (outputs application_policy_arns
+    and application_policy_json) allowing secretsmanager:GetSecretValue and DescribeSecret on
+    exactly its secrets (every region's replica, this account only) and kms:Decrypt only through
+    Secrets Manager under those secrets' encryption context. Attach it to the role that reads
+    the values: for ECS `secrets[].valueFrom`, the task *execution* role.
+    - secrets: keys of `secrets` the application reads (an iam-access-key secret only when the
+      application really uses that key).
+  EOT
+  type = map(object({
+    secrets = list(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.applications) : can(regex("^[a-z0-9][a-z0-9-]{0,31}$", k))])
+    error_message = "Each key of applications must be 1 to 32 characters: lower-case letters, digits and '-' (part of the policy's name)."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.applications) : length(a.secrets) > 0])
+    error_message = "Each application must name at least one secret: ${join(", ", [for k, a in var.applications : k if length(a.secrets) == 0])}."
+  }
+  validation {
+    condition     = alltrue(flatten([for a in values(var.applications) : [for s in a.secrets : contains(keys(var.secrets), s)]]))
+    error_message = "An application names a secret that is not a key of secrets: ${join(", ", flatten([for k, a in var.applications : [for s in a.secrets : "applications[\"${k}\"] ${jsonencode(s)}" if !contains(keys(var.secrets), s)]]))}."
   }
 }
 
@@ -372,12 +453,6 @@ variable "administrator_role_arns" {
     condition     = alltrue([for a in var.administrator_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+", a))])
     error_message = "administrator_role_arns must be IAM role ARNs (arn:aws:iam::<account>:role/<name>)."
   }
-}
-
-variable "create_consumer_policy" {
-  description = "Whether to create the `app-read-secrets` managed policy (GetSecretValue/DescribeSecret on these secrets, same account only). Its JSON is an output either way."
-  type        = bool
-  default     = true
 }
 
 variable "alarm_email_addresses" {

@@ -161,6 +161,15 @@ module "rotor" {
       app_health_url = "https://app.example.com/health"
       schedule       = "rate(7 days)"
       max_age_days   = 90
+      # Two consumer services (moto's account): the rotor:consumers tag and the state
+      # machine's ECS grant are deployed, and the permission check evaluates the definition's
+      # ECS tasks on them (no ECS service exists on moto; nothing here calls ECS).
+      consumers = [
+        "arn:aws:ecs:us-east-1:123456789012:service/rotor-${var.environment}/api",
+        "arn:aws:ecs:us-east-1:123456789012:service/rotor-${var.environment}/worker",
+      ]
+      consumer_timeout_seconds = 600
+      consumer_poll_seconds    = 10
     }
     session = {
       name                   = "rotor-${var.environment}/session_signing_key"
@@ -178,6 +187,11 @@ module "rotor" {
       grace_seconds    = 86400
       schedule         = "rate(30 days)"
     }
+  }
+
+  # An application's read policy (the administrator's CreatePolicy; refreshed by ci-plan).
+  applications = {
+    backend = { secrets = ["openai", "session"] }
   }
 }
 

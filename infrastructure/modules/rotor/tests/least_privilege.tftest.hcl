@@ -51,7 +51,7 @@ mock_provider "aws" {
   }
   mock_resource "aws_iam_policy" {
     defaults = {
-      arn = "arn:aws:iam::123456789012:policy/rotor-test-app-read-secrets"
+      arn = "arn:aws:iam::123456789012:policy/rotor-test-mock"
     }
   }
   mock_resource "aws_iam_openid_connect_provider" {
@@ -123,6 +123,8 @@ variables {
       probe          = "openai"
       app_health_url = "https://app.example.com/health"
       schedule       = "rate(7 days)"
+      # A consumer: every check below covers the state machine's ECS grant too.
+      consumers = ["arn:aws:ecs:us-east-1:123456789012:service/prod/backend"]
     }
     session = {
       name     = "rotor-test/session_signing_key"
@@ -138,6 +140,10 @@ variables {
       iam_probe_action = "iam:GetUser"
       schedule         = "rate(30 days)"
     }
+  }
+  # An application's read policy: every check over output.iam_policies covers it (app-backend).
+  applications = {
+    backend = { secrets = ["openai", "session"] }
   }
 }
 
@@ -483,9 +489,9 @@ run "schedules_and_ci_roles" {
     error_message = "ci-rotate must trust the environment only, ci-deploy its deploy environment only."
   }
   assert {
-    condition = (sort(distinct(flatten([for s in jsondecode(output.consumer_policy_json).Statement : s.Action]))) == tolist(["kms:Decrypt", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"])
-    && jsondecode(output.consumer_policy_json).Statement[0].Condition.StringEquals["aws:ResourceAccount"] == "123456789012")
-    error_message = "The consumer policy must be GetSecretValue/DescribeSecret, same account."
+    condition = (sort(distinct(flatten([for s in jsondecode(output.application_policy_json["backend"]).Statement : s.Action]))) == tolist(["kms:Decrypt", "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"])
+    && jsondecode(output.application_policy_json["backend"]).Statement[0].Condition.StringEquals["aws:ResourceAccount"] == "123456789012")
+    error_message = "An application's read policy must be GetSecretValue/DescribeSecret, same account (and kms:Decrypt)."
   }
 }
 
@@ -652,7 +658,7 @@ run "terraform_from_ci_plan_and_ci_deploy" {
             ])
           ]
         ] if s.Effect == "Allow"
-      ] if !contains(["ci-plan", "ci-deploy", "app-read-secrets"], name)
+      ] if !contains(["ci-plan", "ci-deploy"], name) && !startswith(name, "app-")
     ]))
     error_message = "The permissions boundary denies something a role's own policy allows."
   }
@@ -677,6 +683,7 @@ run "without_iam_secrets_no_role_touches_iam" {
         kind = "generated"
       }
     }
+    applications = {}
   }
 
   assert {
@@ -725,6 +732,7 @@ run "a_vendor_key_without_probe_is_refused" {
         kind = "vendor-api-key"
       }
     }
+    applications = {}
   }
 
   expect_failures = [var.secrets]
