@@ -176,6 +176,10 @@ pub enum RollbackMode {
     Revert,
     /// Operator-requested: AWSCURRENT back to AWSPREVIOUS.
     Manual,
+    /// After a revert of an IAM key rotation with consumers, once they run on the old key again:
+    /// delete the new key (revert keeps it while the consumers' running tasks may still sign
+    /// with it).
+    DiscardNewKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -497,12 +497,38 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                 changed = true;
             }
             changed |= restore_previous(svc, &info, staged, previous_on.as_deref()).await?;
-            // IAM: then the new key goes (AWSCURRENT no longer holds it).
+            // IAM: then the new key goes (AWSCURRENT no longer holds it), unless consumers run
+            // on it: their tasks keep signing with it until they are redeployed on the old key,
+            // so it goes after that (discard-new-key).
             if let Some(i) = &staged.iam {
-                changed |= iam::delete_new_key(svc, id, &i.user, &i.new_access_key_id).await?;
+                if staged.consumers.is_empty() {
+                    changed |= iam::delete_new_key(svc, id, &i.user, &i.new_access_key_id).await?;
+                }
             }
             Ok(out(
                 staged.previous_version_id.clone(),
+                Some(staged.pending_version_id.clone()),
+                changed,
+            ))
+        }
+        RollbackMode::DiscardNewKey => {
+            let staged = req.staged.as_ref().ok_or_else(|| {
+                RotorError::input("rollback discard-new-key needs the staged step's output")
+            })?;
+            // Only once AWSCURRENT is back on the version the rotation left.
+            if current != staged.previous_version_id {
+                return Err(RotorError::Conflict {
+                    secret_id: id.clone(),
+                    expected: staged.previous_version_id.clone(),
+                    found: current,
+                });
+            }
+            let changed = match &staged.iam {
+                Some(i) => iam::delete_new_key(svc, id, &i.user, &i.new_access_key_id).await?,
+                None => false,
+            };
+            Ok(out(
+                current.clone(),
                 Some(staged.pending_version_id.clone()),
                 changed,
             ))

@@ -465,7 +465,19 @@ async fn a_consumer_still_on_the_old_key_after_its_redeploy_reverts_before_deact
     let old_id = w.old.access_key_id.clone();
     let used = Arc::new(Mutex::new(false));
     let used_in = used.clone();
+    let keys_during_redeploy = Arc::new(Mutex::new(None));
+    let keys_seen = keys_during_redeploy.clone();
+    let key_store = w.store.clone();
     let observer: rotor_asl::history::Observer = Arc::new(move |e: &Value| {
+        if e["type"] == "TaskStateEntered"
+            && e["stateEnteredEventDetails"]["name"] == "UpdateServiceOnOldValue"
+        {
+            // The local store answers at once: no runtime needed to wait for it.
+            let n = futures::executor::block_on(Iam::list_access_keys(&key_store, USER))
+                .unwrap()
+                .len();
+            *keys_seen.lock().unwrap() = Some(n);
+        }
         if e["type"] == "PassStateEntered"
             && e["stateEnteredEventDetails"]["name"] == "ConsumersRedeployed"
         {
@@ -505,9 +517,16 @@ async fn a_consumer_still_on_the_old_key_after_its_redeploy_reverts_before_deact
             "Revert",
             "HasConsumersToRestore",
             "RedeployConsumersOnOldValue",
+            "IsNewIamKeyToDiscard",
+            "DiscardNewKey",
             "AuditRolledBack",
             "RolledBack"
         ]
+    );
+    assert_eq!(
+        *keys_during_redeploy.lock().unwrap(),
+        Some(2),
+        "the new key was kept while the service was redeployed on the old one"
     );
     // The old key is Active (it was never deactivated), AWSCURRENT holds it, the new key is
     // gone, and the service runs on the old key again.

@@ -173,6 +173,7 @@ async fn a_consumer_that_fails_on_the_new_key_is_reverted_and_redeployed_on_the_
             "HasConsumersToRestore",
             "RedeployConsumersOnOldValue",
             "ConsumerRedeployedOnOldValue",
+            "IsNewIamKeyToDiscard",
             "AuditRolledBack",
             "RolledBack"
         ],
