@@ -48,11 +48,12 @@ use aws_sdk_secretsmanager::Client;
 use rotor_core::error::{Result, RotorError};
 use rotor_core::ports::SecretStore;
 use rotor_core::secret::{SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING};
-use std::collections::{BTreeMap, BTreeSet};
+use rotor_core::stages::{plan_stage_update, StageChange};
+use std::collections::BTreeMap;
 
 const SERVICE: &str = "Secrets Manager";
 
-use rotor_core::limits::{validate_stage, validate_value};
+use rotor_core::limits::validate_value;
 pub use rotor_core::limits::{CLIENT_REQUEST_TOKEN_CHARS, MAX_STAGES_PER_VERSION, MAX_STAGE_CHARS};
 
 /// The Secrets Manager adapter. Cheap to clone (the SDK client is an `Arc`).
@@ -556,93 +557,17 @@ impl SecretStore for SecretsManagerStore {
         move_to: Option<&str>,
         remove_from: Option<&str>,
     ) -> Result<()> {
-        validate_stage(stage)?;
-        if move_to.is_none() && remove_from.is_none() {
-            return Err(RotorError::input(
-                "UpdateSecretVersionStage needs MoveToVersionId, RemoveFromVersionId or both (InvalidParameterException)",
-            ));
-        }
+        // Describe, plan by the one set of rules (rotor_core::stages), make the one call.
         let info = self.describe(secret_id).await?;
-        let id = secret_id;
-        let known: BTreeSet<&str> = info
-            .versions
-            .iter()
-            .map(|v| v.version_id.as_str())
-            .collect();
-        for v in move_to.iter().chain(remove_from.iter()) {
-            if !known.contains(v) {
-                return Err(RotorError::input(format!(
-                    "secret {id} has no version {v} (ResourceNotFoundException): no label changed"
-                )));
-            }
-        }
-        let on: Vec<&str> = info
-            .versions
-            .iter()
-            .filter(|v| v.stages.iter().any(|s| s == stage))
-            .map(|v| v.version_id.as_str())
-            .collect();
-        if on.len() > 1 {
-            return Err(RotorError::internal(format!(
-                "secret {id}: staging label {stage} is on {} versions ({}); Secrets Manager keeps a label on one version: fix the labels by hand",
-                on.len(),
-                on.join(", ")
-            )));
-        }
-        let holder = on.first().copied();
-        let wrong_remove_from = |r: &str| -> RotorError {
-            let where_ = match holder {
-                Some(h) => format!("it is on version {h}"),
-                None => "it is on no version".into(),
-            };
-            RotorError::input(format!(
-                "secret {id}: staging label {stage} is not on version {r} ({where_}); RemoveFromVersionId must name the version the label is on (InvalidParameterException): no label changed"
-            ))
-        };
-        match move_to {
-            Some(m) => {
-                if holder == Some(m) {
-                    return match remove_from {
-                        Some(r) if r != m => Err(wrong_remove_from(r)),
-                        _ => Ok(()),
-                    };
-                }
-                match (holder, remove_from) {
-                    (Some(h), Some(r)) if h == r => {}
-                    (Some(h), None) => {
-                        return Err(RotorError::input(format!(
-                            "secret {id}: staging label {stage} is on version {h}; moving it needs RemoveFromVersionId {h} (InvalidParameterException): no label changed"
-                        )))
-                    }
-                    (None, None) => {}
-                    (_, Some(r)) => return Err(wrong_remove_from(r)),
-                }
-                let labels = info
-                    .versions
-                    .iter()
-                    .find(|v| v.version_id == m)
-                    .map(|v| v.stages.len())
-                    .unwrap_or(0)
-                    + 1;
-                if labels > MAX_STAGES_PER_VERSION {
-                    return Err(RotorError::input(format!(
-                        "secret {id}: version {m} would carry {labels} staging labels; Secrets Manager allows {MAX_STAGES_PER_VERSION} (LimitExceededException): no label changed"
-                    )));
-                }
-                self.send_update_stage(id, stage, Some(m), remove_from)
+        match plan_stage_update(&info, stage, move_to, remove_from)? {
+            StageChange::Nothing => Ok(()),
+            StageChange::Move { to, from } => {
+                self.send_update_stage(secret_id, stage, Some(&to), from.as_deref())
                     .await
             }
-            None => {
-                let r = remove_from.expect("checked above");
-                if holder != Some(r) {
-                    return Err(wrong_remove_from(r));
-                }
-                if stage == AWSCURRENT {
-                    return Err(RotorError::input(format!(
-                        "secret {id}: AWSCURRENT can only be moved to another version; it can't be completely removed (InvalidParameterException)"
-                    )));
-                }
-                self.send_update_stage(id, stage, None, Some(r)).await
+            StageChange::Remove { from } => {
+                self.send_update_stage(secret_id, stage, None, Some(&from))
+                    .await
             }
         }
     }

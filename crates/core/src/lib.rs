@@ -3,6 +3,7 @@
 //! * [`events`]: the execution input and each handler's input/output (JSON examples there).
 //! * [`policy`]: the per-secret policy read from the secret's `rotor:*` tags.
 //! * [`consumers`]: what is redeployed on a new value (`rotor:consumers`), and ECS as a port.
+//! * [`stages`]: UpdateSecretVersionStage's rules, planned once for both stores.
 //! * [`ports`]: traits for the outside world (secret store, KMS, IAM, STS, HTTP probes, audit, clock).
 //! * [`candidate`]: the candidate as a rotation carries it (sealed to one execution and a deadline).
 //! * [`dispatch`]: a function's name and JSON payload to its handler, one way for the Lambda binaries and the runner.
@@ -23,5 +24,6 @@ pub mod ports;
 pub mod probe;
 pub mod probe_destination;
 pub mod secret;
+pub mod stages;
 
 pub use error::{Result, RotorError};

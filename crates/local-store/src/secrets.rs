@@ -9,12 +9,13 @@ use rotor_core::ports::SecretStore;
 use rotor_core::secret::{
     SecretInfo, SecretValue, Version, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
+use rotor_core::stages::{plan_stage_update, StageChange};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 
 use rotor_core::limits::{
-    validate_secret_id, validate_stage, validate_tags, validate_value, CLIENT_REQUEST_TOKEN_CHARS,
-    MAX_DESCRIPTION_CHARS, MAX_STAGES_PER_VERSION, MAX_TAGS,
+    validate_secret_id, validate_tags, validate_value, CLIENT_REQUEST_TOKEN_CHARS,
+    MAX_DESCRIPTION_CHARS, MAX_TAGS,
 };
 
 pub(crate) fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
@@ -25,17 +26,6 @@ pub(crate) fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
         Some(_) => Ok(()),
         None => Err(not_found(id).into()),
     }
-}
-
-fn version_exists(tx: &Transaction<'_>, secret_id: &str, version_id: &str) -> R<bool> {
-    Ok(tx
-        .query_row(
-            "SELECT 1 FROM versions WHERE secret_id = ?1 AND version_id = ?2",
-            [secret_id, version_id],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?
-        .is_some())
 }
 
 fn no_version(secret_id: &str, version_id: &str) -> RotorError {
@@ -369,88 +359,31 @@ impl LocalStore {
         move_to: Option<&str>,
         remove_from: Option<&str>,
     ) -> Result<()> {
-        validate_stage(stage)?;
-        if move_to.is_none() && remove_from.is_none() {
-            return Err(RotorError::input(
-                "UpdateSecretVersionStage needs MoveToVersionId, RemoveFromVersionId or both (InvalidParameterException)",
-            ));
-        }
+        // Plan by the one set of rules (rotor_core::stages) on what this transaction reads, then
+        // write the change in the same transaction.
         self.write(|tx| {
             require_secret(tx, id)?;
-            for v in move_to.iter().chain(remove_from.iter()) {
-                if !version_exists(tx, id, v)? {
-                    return Err(RotorError::input(format!(
-                        "secret {id} has no version {v} (ResourceNotFoundException): no label changed"
-                    ))
-                    .into());
-                }
-            }
-            let holder = stage_holder(tx, id, stage)?;
-            let wrong_remove_from = |r: &str| -> RotorError {
-                let on = match &holder {
-                    Some(h) => format!("it is on version {h}"),
-                    None => "it is on no version".into(),
-                };
-                RotorError::input(format!(
-                    "secret {id}: staging label {stage} is not on version {r} ({on}); RemoveFromVersionId must name the version the label is on (InvalidParameterException): no label changed"
-                ))
-            };
-            match move_to {
-                Some(m) => {
-                    if holder.as_deref() == Some(m) {
-                        // Already there: nothing to do, unless remove_from names another version.
-                        return match remove_from {
-                            Some(r) if r != m => Err(wrong_remove_from(r).into()),
-                            _ => Ok(()),
-                        };
-                    }
-                    match (&holder, remove_from) {
-                        (Some(h), Some(r)) if h == r => {}
-                        (Some(h), None) => {
-                            return Err(RotorError::input(format!(
-                                "secret {id}: staging label {stage} is on version {h}; moving it needs RemoveFromVersionId {h} (InvalidParameterException): no label changed"
-                            ))
-                            .into())
-                        }
-                        (None, None) => {}
-                        (_, Some(r)) => return Err(wrong_remove_from(r).into()),
-                    }
-                    set_stage(tx, id, stage, m)?;
+            let info = load_info(tx, id)?;
+            match plan_stage_update(&info, stage, move_to, remove_from)? {
+                StageChange::Nothing => {}
+                StageChange::Move { to, from } => {
+                    set_stage(tx, id, stage, &to)?;
                     if stage == AWSCURRENT {
-                        if let Some(left) = &holder {
-                            // AWSPREVIOUS follows: onto the version AWSCURRENT left (and so off
-                            // wherever it was).
+                        if let Some(left) = &from {
+                            // AWSPREVIOUS follows: onto the version AWSCURRENT left (and so
+                            // off wherever it was).
                             set_stage(tx, id, AWSPREVIOUS, left)?;
                         }
                     }
-                    let labels: i64 = tx.query_row(
-                        "SELECT COUNT(*) FROM stages WHERE secret_id = ?1 AND version_id = ?2",
-                        [id, m],
-                        |r| r.get(0),
-                    )?;
-                    if labels as usize > MAX_STAGES_PER_VERSION {
-                        return Err(RotorError::input(format!(
-                            "secret {id}: version {m} would carry {labels} staging labels; Secrets Manager allows {MAX_STAGES_PER_VERSION} (LimitExceededException): no label changed"
-                        ))
-                        .into());
-                    }
-                    Ok(())
                 }
-                None => {
-                    let r = remove_from.expect("checked above");
-                    if holder.as_deref() != Some(r) {
-                        return Err(wrong_remove_from(r).into());
-                    }
-                    if stage == AWSCURRENT {
-                        return Err(RotorError::input(format!(
-                            "secret {id}: AWSCURRENT can only be moved to another version; it can't be completely removed (InvalidParameterException)"
-                        ))
-                        .into());
-                    }
-                    tx.execute("DELETE FROM stages WHERE secret_id = ?1 AND stage = ?2", [id, stage])?;
-                    Ok(())
+                StageChange::Remove { .. } => {
+                    tx.execute(
+                        "DELETE FROM stages WHERE secret_id = ?1 AND stage = ?2",
+                        [id, stage],
+                    )?;
                 }
             }
+            Ok(())
         })
     }
 }
@@ -471,9 +404,10 @@ impl SecretStore for LocalStore {
     /// 64 characters, as on AWS) becomes the version id. Same token and same value: nothing
     /// changes, the version id is returned. Same token, another value: `Input.Invalid`
     /// (ResourceExistsException). An empty value or one over 65,536 bytes: `Candidate.Invalid`.
-    /// As on AWS, AWSPENDING moves to the new version from any version that had it, so it is
-    /// never on two versions (rotor's handler refuses with `Rotation.InProgress` before it
-    /// gets here when another execution's candidate is pending).
+    /// Where AWS would move AWSPENDING off another version that has it, this refuses with
+    /// `Rotation.InProgress` and writes nothing (checked in the write's own transaction, so
+    /// two racing rotations cannot both stage), as the port requires: it is never on two
+    /// versions, and one rotation never takes over another's candidate.
     async fn put_pending(
         &self,
         secret_id: &str,
