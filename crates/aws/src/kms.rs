@@ -12,7 +12,7 @@ use rotor_core::secret::SecretValue;
 const SERVICE: &str = "KMS";
 
 /// KMS Encrypt takes at most 4,096 bytes of plaintext.
-pub const MAX_KMS_PLAINTEXT_BYTES: usize = 4096;
+pub use rotor_core::limits::MAX_KMS_PLAINTEXT_BYTES;
 
 /// The KMS adapter: `key_id` (key id, key ARN, alias name or alias ARN) encrypts, and
 /// Decrypt is asked to use that key only (AWS: `IncorrectKeyException` for a ciphertext of
@@ -73,12 +73,7 @@ impl Kms for AwsKms {
                 "no KMS key configured to encrypt with (a key id, key ARN or alias)",
             ));
         }
-        if plaintext.is_empty() || plaintext.len() > MAX_KMS_PLAINTEXT_BYTES {
-            return Err(RotorError::input(format!(
-                "KMS Encrypt takes 1 to {MAX_KMS_PLAINTEXT_BYTES} bytes of plaintext, not {} (ValidationException)",
-                plaintext.len()
-            )));
-        }
+        rotor_core::limits::validate_kms_plaintext(plaintext)?;
         let out = self
             .client
             .encrypt()

@@ -444,12 +444,7 @@ impl SecretStore for SecretsManagerStore {
         token: &str,
         value: &SecretValue,
     ) -> Result<String> {
-        let n = token.chars().count();
-        if !CLIENT_REQUEST_TOKEN_CHARS.contains(&n) {
-            return Err(RotorError::input(format!(
-                "ClientRequestToken {token:?} is {n} characters; Secrets Manager requires 32 to 64"
-            )));
-        }
+        rotor_core::limits::validate_client_request_token(token)?;
         validate_value(value, RotorError::CandidateInvalid)?;
 
         let info = self.describe(secret_id).await?;

@@ -7,9 +7,7 @@ use crate::iam;
 use crate::policy::{Kind, Policy};
 use crate::ports::{AuditRecord, Metric, ProbeRequest, Services};
 use crate::probe;
-use crate::secret::{
-    SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES,
-};
+use crate::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -180,15 +178,7 @@ pub async fn stage_pending(svc: &Services, req: StagePendingInput) -> Result<Sta
             ));
         }
     };
-    if candidate.is_empty() {
-        return Err(RotorError::candidate("the candidate is empty"));
-    }
-    if candidate.len() > MAX_SECRET_BYTES {
-        return Err(RotorError::candidate(format!(
-            "the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
-            candidate.len()
-        )));
-    }
+    crate::limits::validate_candidate(&candidate, false)?;
     let (_, current_value) = svc
         .store
         .get_value(id, &Version::Id(current.version_id.clone()))

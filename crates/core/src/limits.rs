@@ -85,3 +85,49 @@ pub fn validate_value(value: &SecretValue, make: fn(String) -> RotorError) -> Re
     }
     Ok(())
 }
+
+/// KMS Encrypt's plaintext bound (a candidate travels KMS-encrypted).
+pub const MAX_KMS_PLAINTEXT_BYTES: usize = 4096;
+
+/// A plaintext KMS Encrypt takes: 1 to 4,096 bytes (`Input.Invalid` otherwise).
+pub fn validate_kms_plaintext(plaintext: &SecretValue) -> Result<()> {
+    if plaintext.is_empty() || plaintext.len() > MAX_KMS_PLAINTEXT_BYTES {
+        return Err(RotorError::input(format!(
+            "KMS Encrypt takes 1 to {MAX_KMS_PLAINTEXT_BYTES} bytes of plaintext, not {} (ValidationException)",
+            plaintext.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A ClientRequestToken Secrets Manager takes: 32 to 64 characters (`Input.Invalid` otherwise).
+pub fn validate_client_request_token(token: &str) -> Result<()> {
+    let n = token.chars().count();
+    if !CLIENT_REQUEST_TOKEN_CHARS.contains(&n) {
+        return Err(RotorError::input(format!(
+            "ClientRequestToken {token:?} is {n} characters; Secrets Manager requires 32 to 64"
+        )));
+    }
+    Ok(())
+}
+
+/// A candidate value Secrets Manager would store (`Candidate.Invalid` otherwise); with
+/// `sealed`, also one KMS encrypts directly, as a candidate travels.
+pub fn validate_candidate(value: &SecretValue, sealed: bool) -> Result<()> {
+    if value.is_empty() {
+        return Err(RotorError::candidate("the candidate is empty"));
+    }
+    if value.len() > MAX_SECRET_BYTES {
+        return Err(RotorError::candidate(format!(
+            "the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
+            value.len()
+        )));
+    }
+    if sealed && value.len() > MAX_KMS_PLAINTEXT_BYTES {
+        return Err(RotorError::candidate(format!(
+            "the candidate is {} bytes; it travels KMS-encrypted and KMS encrypts at most {MAX_KMS_PLAINTEXT_BYTES} bytes directly",
+            value.len()
+        )));
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@ use rotor_core::ports::{EncryptionContext, Kms};
 use rotor_core::secret::SecretValue;
 
 /// KMS Encrypt takes at most 4,096 bytes of plaintext.
-pub const MAX_KMS_PLAINTEXT_BYTES: usize = 4096;
+pub use rotor_core::limits::MAX_KMS_PLAINTEXT_BYTES;
 
 const WRONG_CONTEXT: &str =
     "the candidate's ciphertext does not decrypt under this secret's encryption context";
@@ -26,12 +26,7 @@ impl LocalStore {
         plaintext: &SecretValue,
         context: &EncryptionContext,
     ) -> Result<Vec<u8>> {
-        if plaintext.is_empty() || plaintext.len() > MAX_KMS_PLAINTEXT_BYTES {
-            return Err(RotorError::input(format!(
-                "KMS Encrypt takes 1 to {MAX_KMS_PLAINTEXT_BYTES} bytes of plaintext, not {} (ValidationException)",
-                plaintext.len()
-            )));
-        }
+        rotor_core::limits::validate_kms_plaintext(plaintext)?;
         Ok(self
             .inner
             .keys

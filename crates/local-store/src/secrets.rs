@@ -14,8 +14,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::BTreeMap;
 
 use rotor_core::limits::{
-    validate_secret_id, validate_tags, validate_value, CLIENT_REQUEST_TOKEN_CHARS,
-    MAX_DESCRIPTION_CHARS, MAX_TAGS,
+    validate_secret_id, validate_tags, validate_value, MAX_DESCRIPTION_CHARS, MAX_TAGS,
 };
 
 pub(crate) fn require_secret(tx: &Transaction<'_>, id: &str) -> R<()> {
@@ -312,12 +311,7 @@ impl LocalStore {
     }
 
     fn put_pending_sync(&self, id: &str, token: &str, value: &SecretValue) -> Result<String> {
-        let n = token.chars().count();
-        if !CLIENT_REQUEST_TOKEN_CHARS.contains(&n) {
-            return Err(RotorError::input(format!(
-                "ClientRequestToken {token:?} is {n} characters; Secrets Manager requires 32 to 64"
-            )));
-        }
+        rotor_core::limits::validate_client_request_token(token)?;
         validate_value(value, RotorError::CandidateInvalid)?;
         self.write(|tx| {
             require_secret(tx, id)?;

@@ -12,10 +12,9 @@ use rotor_asl::executor::{Outcome, Status};
 use rotor_core::events::{Action, ExecutionInput};
 use rotor_core::policy::{Kind, Policy};
 use rotor_core::ports::{Kms, SecretStore, Services};
-use rotor_core::secret::{SecretValue, MAX_SECRET_BYTES};
+use rotor_core::secret::SecretValue;
 
 /// KMS Encrypt's plaintext limit: a candidate travels as one KMS ciphertext.
-const MAX_KMS_PLAINTEXT: usize = 4096;
 use rotor_local_store::LocalStore;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -400,22 +399,7 @@ pub async fn preflight(
 
 /// Refuses a candidate Secrets Manager or KMS would refuse, before anything is sent.
 pub fn check_candidate(value: &SecretValue) -> Result<()> {
-    if value.is_empty() {
-        bail!("the candidate is empty");
-    }
-    if value.len() > MAX_SECRET_BYTES {
-        bail!(
-            "the candidate is {} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES}",
-            value.len()
-        );
-    }
-    if value.len() > MAX_KMS_PLAINTEXT {
-        bail!(
-            "the candidate is {} bytes; it travels KMS-encrypted and KMS encrypts at most {MAX_KMS_PLAINTEXT} bytes directly",
-            value.len()
-        );
-    }
-    Ok(())
+    Ok(rotor_core::limits::validate_candidate(value, true)?)
 }
 
 /// A new candidate for a rotation of `secret`: `value` sealed to a fresh execution name (see
