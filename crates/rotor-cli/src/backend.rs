@@ -244,7 +244,7 @@ impl Backend {
                 let key = aws.run_key(secret_id, candidate).await?;
                 let cache = store::open_or_create(aws.store_dir.clone())?;
                 let adapters = AwsAdapters::from_config(aws.config.clone(), key);
-                let mut services = adapters.services().map_err(|e| anyhow!("{e}"))?;
+                let mut services = adapters.services().map_err(|e| anyhow!(e))?;
                 services.audit = Arc::new(AwsAudit {
                     cloudwatch: adapters.audit.clone(),
                     cache: cache.clone(),
@@ -354,7 +354,8 @@ pub fn sdk_error<E>(err: &SdkError<E, HttpResponse>, call: Call<'_>) -> anyhow::
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    anyhow!("{}", rotor_aws::map_sdk_error(err, call))
+    // The RotorError itself, so that `main` decides the exit code from it (Aws.Throttled: 1).
+    anyhow::Error::from(rotor_aws::map_sdk_error(err, call))
 }
 
 /// The audit sink of in-process rotations on the aws backend: every record goes to CloudWatch

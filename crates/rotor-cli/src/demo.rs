@@ -107,7 +107,7 @@ async fn consumer_task(
     service: &str,
     crash_on_new_value: bool,
 ) -> Result<AppStandIn> {
-    let e = |e: rotor_core::RotorError| anyhow!("{e}");
+    let e = |e: rotor_core::RotorError| anyhow!(e);
     store.delete_service(CONSUMER_CLUSTER, service).map_err(e)?;
     store
         .create_service(&rotor_local_store::ServiceSpec {
@@ -155,7 +155,7 @@ async fn seed(store: &LocalStore, vendor: &VendorStandIn, app: &AppStandIn) -> R
         let id = format!("{PREFIX}{name}");
         // A re-run starts from fresh keys: the previous run's stand-in (and its keys) are gone.
         if store.describe(&id).await.is_ok() {
-            store.delete_secret(&id).map_err(|e| anyhow!("{e}"))?;
+            store.delete_secret(&id).map_err(|e| anyhow!(e))?;
         }
         let mut tags = BTreeMap::from([
             (TAG_KIND.to_string(), "vendor-api-key".to_string()),
@@ -170,7 +170,7 @@ async fn seed(store: &LocalStore, vendor: &VendorStandIn, app: &AppStandIn) -> R
         let value = SecretValue::new(vendor.issue_key(preset));
         store
             .create_secret(&id, &value, tags, Some(format!("rotor demo: {preset} key")))
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(|e| anyhow!(e))?;
     }
     seed_iam(store).await
 }
@@ -178,7 +178,7 @@ async fn seed(store: &LocalStore, vendor: &VendorStandIn, app: &AppStandIn) -> R
 /// The IAM user (in the local store's IAM) with one key, created by the store, and the secret
 /// holding it. A re-run starts from a fresh key.
 async fn seed_iam(store: &LocalStore) -> Result<()> {
-    let e = |e: rotor_core::RotorError| anyhow!("{e}");
+    let e = |e: rotor_core::RotorError| anyhow!(e);
     let id = format!("{PREFIX}{IAM_SECRET}");
     if store.describe(&id).await.is_ok() {
         store.delete_secret(&id).map_err(e)?;
@@ -218,7 +218,7 @@ async fn seed_iam(store: &LocalStore) -> Result<()> {
 /// The IAM secret's AWSCURRENT: (version id, access key id), and whether that key is the
 /// user's only key, Active, and authenticates with the local STS.
 async fn iam_state(store: &LocalStore) -> Result<(String, String, bool)> {
-    let e = |e: rotor_core::RotorError| anyhow!("{e}");
+    let e = |e: rotor_core::RotorError| anyhow!(e);
     let id = format!("{PREFIX}{IAM_SECRET}");
     let (version, value) = current(store, &id).await?;
     let key = KeyValue::parse(&id, &version, &value).map_err(e)?;
@@ -264,7 +264,7 @@ async fn current(store: &LocalStore, secret: &str) -> Result<(String, SecretValu
     store
         .get_value(secret, &Version::current())
         .await
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(|e| anyhow!(e))
 }
 
 pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
@@ -406,7 +406,7 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
 
         // 4. An operator rolls a rotated secret back to AWSPREVIOUS (its seeded key).
         let id = format!("{PREFIX}finnhub_api_key");
-        let info = store.describe(&id).await.map_err(|e| anyhow!("{e}"))?;
+        let info = store.describe(&id).await.map_err(|e| anyhow!(e))?;
         let previous = info
             .version_with(rotor_core::secret::AWSPREVIOUS)
             .map(|v| v.version_id.clone());
@@ -501,7 +501,7 @@ pub fn run(store_dir: Option<PathBuf>, args: DemoArgs) -> Result<u8> {
             let (after, _) = current(&store, &id).await?;
             let serving = store
                 .serving_version(CONSUMER_CLUSTER, service, &id)
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(|e| anyhow!(e))?;
             let (expected, held, detail) = if crash {
                 // 8. Its new tasks crash on the new key: the rotation reverts AWSCURRENT and
                 //    redeploys the service on the old key.

@@ -116,7 +116,7 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> Result<u8> {
     let store = records_store(global)?;
     if let Some(wanted) = args.execution.as_ref().or(args.execution_arn.as_ref()) {
         let all = match &store {
-            Some(store) => store.list_executions(None).map_err(|e| anyhow!("{e}"))?,
+            Some(store) => store.list_executions(None).map_err(|e| anyhow!(e))?,
             None => Vec::new(),
         };
         let Some(record) = all
@@ -148,7 +148,7 @@ pub fn history(global: &GlobalArgs, args: HistoryArgs) -> Result<u8> {
     };
     let records = store
         .list_executions(args.secret.as_deref())
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| anyhow!(e))?;
     if args.json {
         let list: Vec<_> = records
             .iter()
@@ -182,7 +182,7 @@ pub fn audit(global: &GlobalArgs, args: AuditArgs) -> Result<u8> {
     let records = match records_store(global)? {
         Some(store) => store
             .audit_records(args.secret.as_deref())
-            .map_err(|e| anyhow!("{e}"))?,
+            .map_err(|e| anyhow!(e))?,
         None => Vec::new(),
     };
     if args.json {

@@ -137,12 +137,12 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
             if let Some(p) = &args.probe {
                 tags.insert(TAG_PROBE.into(), p.clone());
             }
-            Policy::from_tags(&args.id, &tags).map_err(|e| anyhow!("{e}"))?;
+            Policy::from_tags(&args.id, &tags).map_err(|e| anyhow!(e))?;
             let value = read_value(args.value_file.as_deref(), args.value_stdin, "value")?;
             let version = match &backend {
                 Backend::Local(local) => local
                     .create_secret(&args.id, &value, tags, args.description)
-                    .map_err(|e| anyhow!("{e}"))?,
+                    .map_err(|e| anyhow!(e))?,
                 Backend::Aws(aws) => rt
                     .block_on(aws.secrets.create_secret(
                         &args.id,
@@ -151,7 +151,7 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
                         args.description.as_deref(),
                         None,
                     ))
-                    .map_err(|e| anyhow!("{e}"))?,
+                    .map_err(|e| anyhow!(e))?,
             };
             println!(
                 "created {} (version {}, AWSCURRENT)",
@@ -181,10 +181,10 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
         }
         SecretCommand::List { json } => {
             let secrets = match &backend {
-                Backend::Local(local) => local.list_secrets().map_err(|e| anyhow!("{e}"))?,
+                Backend::Local(local) => local.list_secrets().map_err(|e| anyhow!(e))?,
                 Backend::Aws(aws) => rt
                     .block_on(aws.secrets.list_secrets())
-                    .map_err(|e| anyhow!("{e}"))?,
+                    .map_err(|e| anyhow!(e))?,
             };
             if json {
                 println!(
@@ -210,9 +210,7 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
             Ok(exit::OK)
         }
         SecretCommand::Show { id, json } => {
-            let info = rt
-                .block_on(store.describe(&id))
-                .map_err(|e| anyhow!("{e}"))?;
+            let info = rt.block_on(store.describe(&id)).map_err(|e| anyhow!(e))?;
             if json {
                 println!("{}", show_json(&info));
             } else {
@@ -237,7 +235,7 @@ pub fn run(global: &GlobalArgs, cmd: SecretCommand) -> Result<u8> {
             }
             let (_, value) = rt
                 .block_on(store.get_value(&id, &Version::Stage(stage)))
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(|e| anyhow!(e))?;
             println!("{}", value.expose());
             Ok(exit::OK)
         }

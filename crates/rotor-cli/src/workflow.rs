@@ -415,7 +415,7 @@ pub async fn seal_new_candidate(
     let name = crate::start::candidate_execution_name(secret, now);
     let text = rotor_core::candidate::seal(kms, secret, &name, now + valid_for, value)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| anyhow!(e))?;
     Ok((text, name))
 }
 
@@ -445,7 +445,7 @@ pub fn rotate(global: &GlobalArgs, args: RotateArgs) -> Result<u8> {
                 secrets
                     .describe(&input.secret_id)
                     .await
-                    .map_err(|e| anyhow!("{e}"))?;
+                    .map_err(|e| anyhow!(e))?;
                 // A candidate in the input is decrypted under the key `rotor start` would use.
                 let candidate = input.candidate_ciphertext.is_some();
                 let (services, records) = backend.services(&input.secret_id, candidate).await?;

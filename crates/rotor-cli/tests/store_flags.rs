@@ -94,3 +94,39 @@ fn a_candidate_over_the_kms_limit_is_refused_up_front() {
         "nothing ran"
     );
 }
+
+/// An AWS that cannot be reached is not the caller's mistake: exit 1 (try again later), not 2,
+/// and the message keeps the error's name.
+#[test]
+fn an_unreachable_aws_is_a_failure_not_a_usage_error() {
+    // A loopback port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = scratch("unreachable");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args([
+            "--store",
+            dir.to_str().unwrap(),
+            "--backend",
+            "aws",
+            "--region",
+            "us-east-1",
+        ])
+        .args(["--endpoint-url", &endpoint, "secret", "list"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("ROTOR_AWS_OPERATION_TIMEOUT_SECONDS", "3")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Aws.Throttled") && stderr.contains("ListSecrets"),
+        "{stderr}"
+    );
+}
