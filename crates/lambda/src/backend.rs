@@ -4,9 +4,10 @@
 //!   CloudWatch through `rotor-aws`, region and credentials from the Lambda environment,
 //!   `ROTOR_KMS_KEY_ID` for the candidate key (default `alias/rotor-candidates`).
 //! * `local`: the local store (`ROTOR_STORE`, default `./.rotor`), so `cargo lambda watch` can
-//!   run the real functions on a laptop against the store `rotor` uses.
+//!   run the real functions on a laptop against the store `rotor` uses. Only with the
+//!   `local-store` feature (the default; `scripts/package` builds without it).
 
-use rotor_core::ports::{Services, SystemClock};
+use rotor_core::ports::Services;
 use rotor_core::RotorError;
 use std::sync::Arc;
 
@@ -31,6 +32,11 @@ pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
             );
             Ok(services)
         }
+        #[cfg(not(feature = "local-store"))]
+        "local" => Err(RotorError::input(
+            "ROTOR_BACKEND=local: this build has no local store (packaged for AWS without the local-store feature); build the function with its default features to run it on a laptop",
+        )),
+        #[cfg(feature = "local-store")]
         "local" => {
             let store = rotor_local_store::LocalStore::open_default()?;
             Ok(Services {
@@ -40,7 +46,7 @@ pub async fn services_for(backend: &str) -> Result<Services, RotorError> {
                 sts: Arc::new(store.clone()),
                 audit: Arc::new(store.clone()),
                 prober: Arc::new(rotor_probe_http::ReqwestProber::default()),
-                clock: Arc::new(SystemClock),
+                clock: Arc::new(rotor_core::ports::SystemClock),
                 ecs: Arc::new(store.clone()),
                 probe_hosts: rotor_core::probe_destination::ProbeHosts::from_env()?,
             })
