@@ -470,12 +470,6 @@ pub async fn rollback(svc: &Services, req: RollbackInput) -> Result<RollbackOutp
                 // Secrets Manager put AWSPREVIOUS on the version AWSCURRENT left.
                 previous_on = Some(current.clone());
                 changed = true;
-            } else if current != staged.previous_version_id {
-                return Err(RotorError::Conflict {
-                    secret_id: id.clone(),
-                    expected: staged.pending_version_id.clone(),
-                    found: current,
-                });
             }
             if info
                 .version_with(AWSPENDING)

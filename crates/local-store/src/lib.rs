@@ -214,28 +214,15 @@ mod tests {
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use std::path::{Path, PathBuf};
-
     /// A fresh directory under the system temp dir, removed on drop.
-    pub(crate) struct TempDir(PathBuf);
+    pub(crate) struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         pub(crate) fn new() -> TempDir {
-            let dir = std::env::temp_dir().join(format!(
-                "rotor-local-store-unit-{}",
-                uuid::Uuid::new_v4().simple()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+            TempDir(tempfile::tempdir().unwrap())
         }
-        pub(crate) fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+        pub(crate) fn path(&self) -> &std::path::Path {
+            self.0.path()
         }
     }
 }

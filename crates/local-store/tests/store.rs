@@ -18,26 +18,16 @@ fn candidate_context(secret: &str) -> rotor_core::ports::EncryptionContext {
     std::collections::BTreeMap::from([("SecretId".to_string(), secret.to_string())])
 }
 
-struct TempDir(PathBuf);
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "rotor-local-store-test-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(tempfile::tempdir().unwrap())
     }
     /// The store directory (not yet created: `open` creates it).
     fn store_dir(&self) -> PathBuf {
-        self.0.join("store")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join("store")
     }
 }
 
@@ -235,7 +225,7 @@ fn a_corrupt_database_is_refused_naming_the_file() {
 fn an_unwritable_location_is_refused_naming_the_path() {
     let tmp = TempDir::new();
     // A regular file where a directory should be: no one (not even root) can create below it.
-    let file = tmp.0.join("a-file");
+    let file = tmp.0.path().join("a-file");
     std::fs::write(&file, b"not a dir").unwrap();
     let e = assert_err(
         LocalStore::open(&file.join("store")),
@@ -1569,7 +1559,7 @@ fn two_processes_at_once() {
                 .unwrap()
         })
         .collect();
-    std::fs::write(tmp.0.join("go"), b"").unwrap();
+    std::fs::write(tmp.0.path().join("go"), b"").unwrap();
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(
