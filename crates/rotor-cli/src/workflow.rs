@@ -312,11 +312,15 @@ pub async fn run_durable(
             .clone()
             .map(|f| f as Arc<dyn rotor_asl::task::FunctionInvoker>),
     };
-    let ran = durable::run(records, services, start, options).await;
+    let binaries = functions.is_some();
+    let ran = durable::run(records, services.clone(), start, options).await;
     if let Some(functions) = functions {
         functions.stop().await;
     }
     let (record, outcome) = ran?;
+    if binaries {
+        cache_audit_record(records, &services, &outcome).await;
+    }
     let ending = ending(&outcome);
     let error = outcome.error.clone();
     Ok(Finished {
@@ -327,6 +331,43 @@ pub async fn run_durable(
         ending,
         error,
     })
+}
+
+/// The audit sink of [`cache_audit_record`]: records only (the function put the metrics).
+struct RecordOnly(LocalStore);
+
+#[async_trait::async_trait]
+impl rotor_core::ports::AuditSink for RecordOnly {
+    async fn record(&self, record: &rotor_core::ports::AuditRecord) -> rotor_core::Result<()> {
+        self.0.record(record).await
+    }
+    async fn metric(&self, _: &rotor_core::ports::Metric) -> rotor_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// With `--lambda-binaries` the audit-log function writes the record where its backend keeps
+/// them (on aws: CloudWatch), not into this machine's cache, which `rotor audit` and `rotor
+/// rollback` read: record it there too, from the input the execution gave the function (the
+/// audit sink is idempotent per execution, so on the local store it stays one record).
+async fn cache_audit_record(records: &LocalStore, services: &Services, outcome: &Outcome) {
+    let Some(input) = outcome.events.iter().rev().find_map(|e| {
+        let d = e.get("taskScheduledEventDetails")?;
+        let params: serde_json::Value = serde_json::from_str(d["parameters"].as_str()?).ok()?;
+        let function = params["FunctionName"].as_str()?;
+        (rotor_asl::task::resolve_function(function, ["audit-log"]) == Some("audit-log"))
+            .then(|| params["Payload"].clone())
+    }) else {
+        return;
+    };
+    let Ok(input) = serde_json::from_value::<rotor_core::events::AuditInput>(input) else {
+        return;
+    };
+    let mut local = services.clone();
+    local.audit = Arc::new(RecordOnly(records.clone()));
+    if let Err(e) = rotor_core::handlers::audit_log(&local, input).await {
+        eprintln!("rotor: warning: the audit record could not be kept in the local cache: {e}");
+    }
 }
 
 pub fn report(finished: &Finished, json: bool) -> Result<u8> {

@@ -13,7 +13,7 @@ mod common;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
-use common::{StandIn, TempDir};
+use common::{lambda_binaries, StandIn, TempDir};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -1639,4 +1639,51 @@ fn a_rotation_killed_at_any_aws_call_recovers_on_moto() {
     println!(
         "kill at every AWS call (moto): {calls} kills: {rotated} rotated, {old} on the old value, {before_run} before the run started; invariant violations 0"
     );
+}
+
+/// With `--lambda-binaries` on aws, the audit-log function writes its record to CloudWatch,
+/// not to this machine's cache: rotor keeps it there too, so `rotor audit` (and a later
+/// `rotor rollback`, which plans from the trail) sees the rotation.
+#[test]
+fn a_rotation_through_the_function_binaries_is_audited_in_the_local_cache() {
+    let rotor = Rotor::new("aws-binaries-audit");
+    let id = format!("{}/session_secret", unique("cli-binaries"));
+    let initial = rotor.file("initial", b"0123456789abcdef0123456789abcdef");
+    rotor
+        .aws(&[
+            "secret",
+            "create",
+            &id,
+            "--kind",
+            "generated",
+            "--value-file",
+            &initial,
+        ])
+        .expect_code(0);
+    let dir = lambda_binaries();
+    let out = rotor.aws(&[
+        "--clock",
+        "virtual",
+        "rotate",
+        "--secret",
+        &id,
+        "--requested-by",
+        "test:binaries",
+        "--reason",
+        "through the binaries",
+        "--lambda-binaries",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    out.expect_code(0);
+    let doc = out.json();
+    let audit = rotor
+        .aws(&["audit", "--json", "--secret", &id])
+        .expect_code(0)
+        .json();
+    let records = audit.as_array().unwrap();
+    assert_eq!(records.len(), 1, "{audit}");
+    assert_eq!(records[0]["execution_id"], doc["execution_id"]);
+    assert_eq!(records[0]["outcome"], "rotated");
+    assert_eq!(records[0]["requested_by"], "test:binaries");
 }

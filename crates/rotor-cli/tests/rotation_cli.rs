@@ -1632,26 +1632,6 @@ fn a_candidate_is_never_sent_to_a_host_the_deployment_did_not_allow() {
     }
 }
 
-/// The function binaries `--lambda-binaries` runs: `ROTOR_LAMBDA_BINARIES` (scripts/test
-/// builds them), else the directory `rotor` itself was built into.
-fn lambda_binaries() -> std::path::PathBuf {
-    let dir = match std::env::var("ROTOR_LAMBDA_BINARIES") {
-        Ok(d) if !d.trim().is_empty() => std::path::PathBuf::from(d.trim()),
-        _ => std::path::Path::new(env!("CARGO_BIN_EXE_rotor"))
-            .parent()
-            .unwrap()
-            .to_path_buf(),
-    };
-    for f in rotor_core::dispatch::FUNCTIONS {
-        assert!(
-            dir.join(f).is_file(),
-            "{} has no function binary {f}: run scripts/test, or cargo build --workspace --bins",
-            dir.display()
-        );
-    }
-    dir
-}
-
 /// The states an execution entered, from `rotate --json`'s events.
 fn states_entered(out: &Out) -> Vec<String> {
     out.json()["events"]

@@ -480,3 +480,23 @@ pub fn unissued_openai_key() -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..16]
     )
 }
+
+/// The function binaries `--lambda-binaries` runs: `ROTOR_LAMBDA_BINARIES` (scripts/test
+/// builds them), else the directory `rotor` itself was built into.
+pub fn lambda_binaries() -> std::path::PathBuf {
+    let dir = match std::env::var("ROTOR_LAMBDA_BINARIES") {
+        Ok(d) if !d.trim().is_empty() => std::path::PathBuf::from(d.trim()),
+        _ => std::path::Path::new(env!("CARGO_BIN_EXE_rotor"))
+            .parent()
+            .unwrap()
+            .to_path_buf(),
+    };
+    for f in rotor_core::dispatch::FUNCTIONS {
+        assert!(
+            dir.join(f).is_file(),
+            "{} has no function binary {f}: run scripts/test, or cargo build --workspace --bins",
+            dir.display()
+        );
+    }
+    dir
+}
