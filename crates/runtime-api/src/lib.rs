@@ -485,6 +485,8 @@ impl RuntimeApi {
             )),
             None => {
                 tokio::select! {
+                    // An answer that came before the process exited (or ran out of time) wins.
+                    biased;
                     answer = answer_rx => match answer {
                         Ok(Answer::Response(body)) => Ok(serde_json::from_slice(&body)
                             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))),
@@ -546,13 +548,20 @@ impl FunctionInvoker for RuntimeApi {
         };
         let executable = executable.to_string();
         let name = rotor_asl::task::function_name(function).to_string();
-        let instance = self
-            .instance(&executable, &name)
-            .await
-            .map_err(|e| FunctionError {
+        let start = |instance: Result<Arc<Instance>, String>| {
+            instance.map_err(|e| FunctionError {
                 error_type: "Runtime.InvalidEntrypoint".into(),
                 error_message: format!("RequestId: {request_id} {e}"),
-            })?;
+            })
+        };
+        let mut instance = start(self.instance(&executable, &name).await)?;
+        // A warm process that exited while idle (as Lambda retires an environment): this
+        // invocation gets a new one, as on Lambda, instead of the old one's exit status.
+        let idle_exit = matches!(instance.child.lock().await.try_wait(), Ok(Some(_)));
+        if idle_exit {
+            self.retire(&instance, "exited").await;
+            instance = start(self.instance(&executable, &name).await)?;
+        }
         self.call(&instance, request_id, self.function_arn(function), payload)
             .await
     }

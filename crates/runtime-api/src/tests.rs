@@ -55,6 +55,11 @@ done"#,
     );
     function(dir.path(), "crashes", "next; exit 3");
     function(dir.path(), "hangs", "next; sleep 30");
+    function(
+        dir.path(),
+        "once",
+        r#"next; answer response "{\"pid\":$$}"; exit 0"#,
+    );
     std::fs::write(dir.path().join("README"), "not a function").unwrap();
     let mut options = Options::new(dir.path());
     options.timeout = Duration::from_millis(1500);
@@ -70,7 +75,10 @@ done"#,
 #[tokio::test]
 async fn a_function_answers_through_the_protocol_and_stays_warm() {
     let (_dir, api) = functions();
-    assert_eq!(api.functions(), ["crashes", "echo", "fails", "hangs"]);
+    assert_eq!(
+        api.functions(),
+        ["crashes", "echo", "fails", "hangs", "once"]
+    );
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:rotor-prod-echo";
     let first = api.invoke(arn, json!({"secret_id": "s"})).await.unwrap();
     assert_eq!(first["payload"], json!({"secret_id": "s"}));
@@ -188,4 +196,29 @@ async fn a_relative_directory_is_the_callers() {
     let api = RuntimeApi::new(options).unwrap();
     let answer = api.invoke("echo", json!(1)).await.unwrap();
     assert_eq!(answer["payload"], 1);
+}
+
+#[tokio::test]
+async fn a_process_that_exited_while_idle_is_replaced_for_the_next_invocation() {
+    let (_dir, api) = functions();
+    let first = api.invoke("once", json!({})).await.unwrap();
+    // Give it the moment to exit after its answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api.reports()[0].state == "running" && Instant::now() < deadline {
+        let exited = {
+            let instances = api.instances.lock().await;
+            let i = instances.get("once").unwrap().clone();
+            let done = matches!(i.child.lock().await.try_wait(), Ok(Some(_)));
+            done
+        };
+        if exited {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = api.invoke("once", json!({})).await.unwrap();
+    assert_ne!(second["pid"], first["pid"], "a new process");
+    let reports = api.stop().await;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(reports[0].state, "exited");
 }
