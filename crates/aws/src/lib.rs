@@ -37,7 +37,7 @@ pub use secretsmanager::SecretsManagerStore;
 pub use sts::{CallerIdentity, Sts};
 
 use aws_smithy_types::DateTime as AwsDateTime;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 /// An AWS timestamp as chrono's (`None` when out of range).
 pub(crate) fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
@@ -46,9 +46,7 @@ pub(crate) fn to_chrono(t: &AwsDateTime) -> Option<DateTime<Utc>> {
 
 /// An AWS timestamp as RFC 3339 with milliseconds, like the local store's.
 pub(crate) fn to_rfc3339(t: &AwsDateTime) -> String {
-    to_chrono(t)
-        .map(|d| d.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    to_chrono(t).map(rotor_core::rfc3339).unwrap_or_default()
 }
 
 /// A creation date as the order key (milliseconds; 0 when unknown) and the RFC 3339 text

@@ -8,7 +8,7 @@ use crate::policy::{Kind, Policy};
 use crate::ports::{AuditRecord, Metric, ProbeRequest, Services};
 use crate::probe;
 use crate::secret::{SecretInfo, SecretValue, Version, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use std::collections::BTreeMap;
 
@@ -624,9 +624,7 @@ fn completion_time(secret_id: &str, c: &RedeployedConsumer) -> Result<DateTime<U
     }
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::rfc3339;
 
 /// audit-log: one record per execution, and the metrics; never a value.
 pub async fn audit_log(svc: &Services, req: AuditInput) -> Result<AuditOutput> {

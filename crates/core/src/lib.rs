@@ -27,3 +27,8 @@ pub mod secret;
 pub mod stages;
 
 pub use error::{Result, RotorError};
+
+/// A time as every record of rotor writes it: RFC 3339, UTC, milliseconds (`2026-12-03T13:00:00.000Z`).
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -39,7 +39,7 @@ pub use rotor_core::limits::{
     MAX_STAGE_CHARS, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
 };
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rotor_core::error::{Result, RotorError};
 use rotor_core::ports::{Clock, SystemClock};
 use rusqlite::Connection;
@@ -187,9 +187,7 @@ impl LocalStore {
     }
 }
 
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub(crate) use rotor_core::rfc3339;
 
 pub(crate) fn not_found(secret_id: &str) -> RotorError {
     RotorError::input(format!(
