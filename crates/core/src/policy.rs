@@ -128,9 +128,46 @@ fn url(tags: &BTreeMap<String, String>, key: &str) -> Result<Option<String>> {
     }
 }
 
+/// Every `rotor:*` tag rotor reads: any other `rotor:` tag is a mistake (a misspelled one would
+/// otherwise be ignored silently, and its default used).
+pub const TAGS: [&str; 14] = [
+    TAG_KIND,
+    TAG_PROBE,
+    TAG_PROBE_URL,
+    TAG_APP_HEALTH_URL,
+    TAG_WAIT_PROPAGATION,
+    TAG_WAIT_CONSUMERS,
+    TAG_GRACE,
+    TAG_IAM_USER,
+    TAG_IAM_PROBE_ACTION,
+    TAG_LENGTH,
+    TAG_CHARSET,
+    crate::consumers::TAG_CONSUMERS,
+    crate::consumers::TAG_CONSUMER_TIMEOUT,
+    crate::consumers::TAG_CONSUMER_POLL,
+];
+
+/// A `rotor:` tag rotor does not know, named with the nearest one it does.
+fn unknown_tag(tags: &BTreeMap<String, String>) -> Option<RotorError> {
+    let key = tags
+        .keys()
+        .find(|k| k.starts_with("rotor:") && !TAGS.contains(&k.as_str()))?;
+    let nearest = TAGS
+        .iter()
+        .min_by_key(|t| strsim::levenshtein(key, t))
+        .expect("TAGS is not empty");
+    Some(RotorError::input(format!(
+        "tag {key} is not a rotor tag; did you mean {nearest}? (rotor's tags: {})",
+        TAGS.join(", ")
+    )))
+}
+
 impl Policy {
     /// Reads and checks the policy; every problem names the tag.
     pub fn from_tags(secret_id: &str, tags: &BTreeMap<String, String>) -> Result<Policy> {
+        if let Some(e) = unknown_tag(tags) {
+            return Err(e);
+        }
         let kind = Kind::parse(tags.get(TAG_KIND).ok_or_else(|| {
             RotorError::input(format!(
                 "secret {secret_id} has no {TAG_KIND} tag; rotor does not know how to rotate it"
@@ -266,6 +303,35 @@ mod tests {
                 consumers_seconds: 2,
                 grace_seconds: 3
             }
+        );
+    }
+
+    #[test]
+    fn a_misspelled_rotor_tag_is_refused_naming_the_nearest() {
+        let e = Policy::from_tags(
+            "s",
+            &tags(&[
+                (TAG_KIND, "generated"),
+                ("rotor:wait-consumer-seconds", "5"),
+                ("team", "payments"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.asl_name(), "Input.Invalid");
+        assert!(
+            e.to_string().starts_with(
+                "tag rotor:wait-consumer-seconds is not a rotor tag; did you mean rotor:wait-consumers-seconds?"
+            ),
+            "{e}"
+        );
+        let e = Policy::from_tags(
+            "s",
+            &tags(&[(TAG_KIND, "generated"), ("rotor:consumer", "ecs:a/b")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean rotor:consumers?"),
+            "{e}"
         );
     }
 
