@@ -32,13 +32,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_sfn::config::interceptors::AfterDeserializationInterceptorContextRef;
-use aws_sdk_sfn::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
+use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::Value;
 
@@ -354,79 +350,12 @@ pub async fn run_on_moto(definition: &Value, input: &Value, name: &str) -> MotoO
     }
 }
 
-/// All history events of an execution, oldest first, as the JSON moto sent.
-///
-/// The SDK's `HistoryEvent` has no serde support, so each GetExecutionHistory
-/// call carries an interceptor that keeps the raw response body (the real SDK
-/// client still signs, sends and deserialises the call).
+/// All history events of an execution, oldest first, as the JSON moto sent
+/// (`rotor_aws::sfn::execution_history`, the CLI's own).
 pub async fn execution_history(client: &aws_sdk_sfn::Client, execution_arn: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
-        let capture = CaptureBody::default();
-        let page = client
-            .get_execution_history()
-            .execution_arn(execution_arn)
-            .include_execution_data(true)
-            .set_next_token(next_token.clone())
-            .customize()
-            .interceptor(capture.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GetExecutionHistory {execution_arn}: {e:?}"));
-        let body = capture
-            .take()
-            .expect("GetExecutionHistory response body was not captured");
-        let json: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
-            panic!(
-                "GetExecutionHistory body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&body)
-            )
-        });
-        match json.get("events") {
-            Some(Value::Array(page_events)) => {
-                assert_eq!(
-                    page_events.len(),
-                    page.events().len(),
-                    "raw and deserialised GetExecutionHistory disagree"
-                );
-                events.extend(page_events.iter().cloned());
-            }
-            _ => panic!("GetExecutionHistory body has no events array: {json}"),
-        }
-        next_token = page.next_token().map(str::to_owned);
-        if next_token.is_none() {
-            return events;
-        }
-    }
-}
-
-/// Keeps the body of the HTTP response it sees.
-#[derive(Debug, Clone, Default)]
-struct CaptureBody(Arc<Mutex<Option<Vec<u8>>>>);
-
-impl CaptureBody {
-    fn take(&self) -> Option<Vec<u8>> {
-        self.0.lock().expect("capture lock").take()
-    }
-}
-
-impl Intercept for CaptureBody {
-    fn name(&self) -> &'static str {
-        "rotor-tests::CaptureBody"
-    }
-
-    fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if let Some(bytes) = context.response().body().bytes() {
-            *self.0.lock().expect("capture lock") = Some(bytes.to_vec());
-        }
-        Ok(())
-    }
+    rotor_aws::sfn::execution_history(client, execution_arn)
+        .await
+        .unwrap_or_else(|e| panic!("GetExecutionHistory {execution_arn}: {e}"))
 }
 
 // ------------------------------------------------------------------------ a private moto

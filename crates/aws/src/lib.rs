@@ -8,6 +8,7 @@
 //! | [`iam`] | [`AwsIam`] | `Iam` |
 //! | [`cloudwatch`] | [`CloudWatchAudit`] | `AuditSink` |
 //! | [`sts`] | [`Sts`] | GetCallerIdentity with given credentials |
+//! | [`sfn`] | `describe`, `execution_history` | DescribeExecution, GetExecutionHistory as sent |
 //! | [`ecs`] | [`AwsEcs`] | `Ecs` (the consumers' UpdateService, DescribeServices) |
 //! | [`config`] | [`AwsOptions`], [`AwsAdapters`], [`services`] | clients built once |
 //! | [`errors`] | [`map_sdk_error`] | SDK errors -> ASL error names |
@@ -25,6 +26,7 @@ pub mod errors;
 pub mod iam;
 pub mod kms;
 pub mod secretsmanager;
+pub mod sfn;
 pub mod sts;
 
 pub use cloudwatch::CloudWatchAudit;

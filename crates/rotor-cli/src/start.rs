@@ -21,8 +21,6 @@ use crate::exit;
 use crate::store;
 use crate::workflow::{self, Ending};
 use anyhow::{anyhow, bail, Result};
-use aws_sdk_sfn::config::interceptors::AfterDeserializationInterceptorContextRef;
-use aws_sdk_sfn::config::{ConfigBag, Intercept, RuntimeComponents};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use rotor_asl::executor::{timestamp, Outcome, Status};
@@ -33,7 +31,6 @@ use rotor_core::secret::SecretValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SERVICE: &str = "Step Functions";
@@ -163,85 +160,14 @@ fn sealed_from_env(var: &str) -> Result<Sealed> {
         .map_err(|e| anyhow!("the environment variable {var} (--candidate-ciphertext-env): {e}"))
 }
 
-/// What DescribeExecution says.
-#[derive(Debug, Clone)]
-pub struct Described {
-    pub name: String,
-    pub status: String,
-    pub input: Option<String>,
-    pub output: Option<String>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-}
-
-pub async fn describe(client: &aws_sdk_sfn::Client, arn: &str) -> Result<Described> {
-    let d = client
-        .describe_execution()
-        .execution_arn(arn)
-        .send()
-        .await
-        .map_err(|e| {
-            sdk_error(
-                &e,
-                Call::new(SERVICE, "DescribeExecution", &format!("execution {arn}")),
-            )
-        })?;
-    Ok(Described {
-        name: d.name().map(str::to_string).unwrap_or_default(),
-        status: d.status().as_str().to_string(),
-        input: d.input().map(str::to_string),
-        output: d.output().map(str::to_string),
-        error: d.error().map(str::to_string),
-        cause: d.cause().map(str::to_string),
-    })
-}
+pub use rotor_aws::sfn::{describe, Described};
 
 /// Every event of an execution, oldest first, shaped as rotor's local history: the JSON
 /// GetExecutionHistory answers (`id`, `previousEventId`, `type`, `<type>EventDetails` in
 /// camelCase, exactly as sent) with `timestamp` as an RFC 3339 string with milliseconds.
-///
-/// The SDK's `HistoryEvent` has no serde support and a conversion by hand would drop whatever
-/// it does not know, so each page's raw response body is kept by an interceptor (the SDK still
-/// signs, sends and checks the call).
 pub async fn execution_history(client: &aws_sdk_sfn::Client, arn: &str) -> Result<Vec<Value>> {
-    let mut events = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let capture = CaptureBody::default();
-        let page = client
-            .get_execution_history()
-            .execution_arn(arn)
-            .include_execution_data(true)
-            .max_results(1000)
-            .set_next_token(next.clone())
-            .customize()
-            .interceptor(capture.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                sdk_error(
-                    &e,
-                    Call::new(SERVICE, "GetExecutionHistory", &format!("execution {arn}")),
-                )
-            })?;
-        let body = capture.take().ok_or_else(|| {
-            anyhow!("GetExecutionHistory for {arn}: the response body was not kept")
-        })?;
-        let json: Value = serde_json::from_slice(&body).map_err(|e| {
-            anyhow!("GetExecutionHistory for {arn} answered something that is not JSON: {e}")
-        })?;
-        let Some(Value::Array(raw)) = json.get("events") else {
-            bail!("GetExecutionHistory for {arn} answered without an events list");
-        };
-        if raw.len() != page.events().len() {
-            bail!("GetExecutionHistory for {arn}: the raw and the parsed answers disagree");
-        }
-        events.extend(raw.iter().cloned().map(local_shape));
-        match page.next_token().filter(|t| !t.is_empty()) {
-            Some(t) if Some(t) != next.as_deref() => next = Some(t.to_string()),
-            _ => return Ok(events),
-        }
-    }
+    let events = rotor_aws::sfn::execution_history(client, arn).await?;
+    Ok(events.into_iter().map(local_shape).collect())
 }
 
 /// An event as GetExecutionHistory sent it, with its epoch-seconds `timestamp` as RFC 3339 and
@@ -266,34 +192,6 @@ fn local_shape(event: Value) -> Value {
     }
     shaped.extend(fields);
     Value::Object(shaped)
-}
-
-/// Keeps the body of the HTTP response it sees.
-#[derive(Debug, Clone, Default)]
-struct CaptureBody(Arc<Mutex<Option<Vec<u8>>>>);
-
-impl CaptureBody {
-    fn take(&self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-}
-
-impl Intercept for CaptureBody {
-    fn name(&self) -> &'static str {
-        "rotor::CaptureBody"
-    }
-
-    fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if let Some(bytes) = context.response().body().bytes() {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes.to_vec());
-        }
-        Ok(())
-    }
 }
 
 fn status(name: &str) -> Status {
